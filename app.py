@@ -1,0 +1,25 @@
+"""The application factory; `app` is what gunicorn serves (config/gunicorn.conf.py)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config.settings import Settings
+from service.api import register_api
+from service.api.body import MAX_BODY_BYTES
+from service.cli import register_commands
+from service.context import Services
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Wire the service; nothing connects here: pools open in each worker on first use."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["scrubs"] = Services.from_settings(settings)
+    register_api(app)
+    register_commands(app)
+    return app
+
+
+app = create_app()

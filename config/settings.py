@@ -1,0 +1,80 @@
+"""Settings: the one place that reads the environment (CONTRACT §4)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "postgresql:///scrubs_analytics"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    max_range_days: int = 366
+    bind: str = "127.0.0.1:8000"
+    web_concurrency: int = field(default_factory=lambda: default_workers())
+    log_level: str = "INFO"
+    db_pool_max_size: int = 4
+    db_statement_timeout_ms: int = 5000
+
+    @property
+    def cache_enabled(self) -> bool:
+        return bool(self.redis_url)
+
+    @property
+    def base_url(self) -> str:
+        """The URL a client on this machine reaches the service at."""
+        host, _, port = self.bind.rpartition(":")
+        if self.bind.startswith("unix:"):
+            return "http://localhost"
+        if host in ("", "0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or defaults.database_url,
+            redis_url=env.get("REDIS_URL", defaults.redis_url).strip(),
+            max_range_days=_positive_int(env, "MAX_RANGE_DAYS", defaults.max_range_days),
+            bind=env.get("BIND", "").strip() or defaults.bind,
+            web_concurrency=_positive_int(env, "WEB_CONCURRENCY", defaults.web_concurrency),
+            log_level=_log_level(env, defaults.log_level),
+            db_pool_max_size=_positive_int(env, "DB_POOL_MAX_SIZE", defaults.db_pool_max_size),
+            db_statement_timeout_ms=_positive_int(
+                env, "DB_STATEMENT_TIMEOUT_MS", defaults.db_statement_timeout_ms
+            ),
+        )
+
+
+def default_workers() -> int:
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+def _log_level(env: Mapping[str, str], default: str) -> str:
+    raw = env.get("LOG_LEVEL", "").strip().upper()
+    if not raw:
+        return default
+    if raw not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return raw

@@ -1,0 +1,1 @@
+"""The usage-analytics service: HTTP API, use cases, storage and command line."""

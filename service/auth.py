@@ -1,0 +1,33 @@
+"""Who is calling: CONTRACT §1 checks 1-4, one query per request."""
+
+from __future__ import annotations
+
+from service import repository
+from service.db import Database
+from service.domain import Principal
+from service.errors import AuthenticationFailed, InvalidProvider, RootKeyRequired
+from service.keys import PROVIDER_ID, hash_secret
+
+
+def authenticate(db: Database, provider_id: str | None, secret: str | None) -> Principal:
+    provider_id = (provider_id or "").strip()
+    secret = (secret or "").strip()
+    if not provider_id or not secret:
+        raise AuthenticationFailed()
+    if not PROVIDER_ID.fullmatch(provider_id):
+        raise InvalidProvider()  # no provider can have this id
+    found = db.read(repository.provider_credentials, provider_id, hash_secret(secret))
+    if found is None:
+        raise InvalidProvider()
+    if (
+        found.api_key_id is None
+        or found.revoked
+        or found.key_organisation_id != found.organisation_id
+    ):
+        raise AuthenticationFailed()
+    return Principal(found.organisation_id, found.api_key_id, found.is_root)
+
+
+def require_root(principal: Principal) -> None:
+    if not principal.is_root:
+        raise RootKeyRequired()

@@ -1,0 +1,218 @@
+"""The `scrubs-analytics` command line (CONTRACT §3): the same service functions as the API.
+
+Commands print one JSON object on stdout and talk to humans on stderr. A handled failure is
+one line on stderr and exit status 1; bad usage is exit status 2 (click's own).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, BinaryIO
+
+import click
+import psycopg
+import redis
+from flask import current_app
+from flask.cli import AppGroup, FlaskGroup
+
+from config.settings import SettingsError
+from service import admin, ingest
+from service.admin import AdminError
+from service.context import Services
+from service.db import upgrade_database
+from service.demo import seed_demo
+from service.ingest import ImportFailed
+
+
+class Commands(AppGroup):
+    """A group whose commands run in the app context and fail in one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (AdminError, ImportFailed) as failure:
+            raise click.ClickException(one_line(failure)) from None
+        except psycopg.Error as failure:
+            raise click.ClickException(f"Postgres: {one_line(failure)}") from None
+        except redis.RedisError as failure:
+            raise click.ClickException(f"Redis: {one_line(failure)}") from None
+        except OSError as failure:
+            raise click.ClickException(one_line(failure)) from None
+
+
+def one_line(failure: BaseException) -> str:
+    return " ".join(str(failure).split()) or type(failure).__name__
+
+
+def services() -> Services:
+    return current_app.extensions["scrubs"]
+
+
+def emit(obj: Any) -> None:
+    click.echo(json.dumps(obj))
+
+
+# --- db ------------------------------------------------------------------------------
+
+db_group = Commands("db", help="Manage the database schema.")
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database if it is missing, then apply pending schema migrations."""
+    emit(upgrade_database(services().settings.database_url))
+
+
+# --- org, provider, clinic, key ------------------------------------------------------
+
+org_group = Commands("org", help="Manage organisations.")
+
+
+@org_group.command("create")
+@click.option("--name", required=True, help="The organisation's display name.")
+def org_create(name: str) -> None:
+    """Create an organisation and print its id."""
+    emit(admin.create_organisation(services().db, name))
+
+
+provider_group = Commands(
+    "provider", help="Manage provider ids (the X-Scrubs-Clinic-Provider header)."
+)
+
+
+@provider_group.command("create")
+@click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
+@click.option("--id", "provider_id", help="1-64 of A-Za-z0-9._- (generated when left out).")
+@click.option("--name", help="A display name.")
+def provider_create(organisation_id, provider_id: str | None, name: str | None) -> None:
+    """Create a provider id that maps to an organisation."""
+    emit(admin.create_provider(services().db, organisation_id, provider_id, name))
+
+
+clinic_group = Commands("clinic", help="Manage clinics.")
+
+
+@clinic_group.command("create")
+@click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
+@click.option("--name", required=True, help="The clinic's display name.")
+def clinic_create(organisation_id, name: str) -> None:
+    """Create a clinic of an organisation."""
+    emit(admin.create_clinic(services().db, organisation_id, name))
+
+
+key_group = Commands("key", help="Manage API keys.")
+
+
+@key_group.command("create")
+@click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
+@click.option("--name", required=True, help="A display name for the key.")
+@click.option("--clinic", "clinic_id", type=click.UUID, help="The clinic the key belongs to.")
+@click.option(
+    "--root", "is_root", is_flag=True, help="A root key: may read the organisation's usage."
+)
+def key_create(organisation_id, name: str, clinic_id, is_root: bool) -> None:
+    """Create an API key. Its secret is printed this once and stored only as a hash."""
+    key, secret = admin.create_api_key(
+        services().db, organisation_id, name, clinic_id=clinic_id, is_root=is_root
+    )
+    emit(admin.key_with_secret(key, secret))
+
+
+@key_group.command("revoke")
+@click.argument("key_id", type=click.UUID)
+def key_revoke(key_id) -> None:
+    """Revoke an API key: it stops authenticating at once; its usage stays readable."""
+    emit(admin.revoke_api_key(services().db, key_id))
+
+
+# --- usage ---------------------------------------------------------------------------
+
+usage_group = Commands("usage", help="Import usage events.")
+
+
+@usage_group.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(ingest.FORMATS),
+    help="jsonl or csv (default: from the file name; jsonl for stdin).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    default=ingest.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Events committed per transaction.",
+)
+@click.pass_context
+def usage_import(ctx: click.Context, file: BinaryIO, fmt: str | None, batch_size: int) -> None:
+    """Import usage events from FILE (- for stdin). Events seen before are counted as
+    duplicates and change nothing, so re-running an import is always safe."""
+    fmt = fmt or ingest.format_for(str(getattr(file, "name", "-")))
+
+    def rejected(line: int, reason: str) -> None:
+        click.echo(f"line {line}: {reason}", err=True)
+
+    try:
+        report = ingest.import_events(
+            services().settings.database_url,
+            ingest.read_events(file, fmt),
+            on_rejected=rejected,
+            batch_size=batch_size,
+        )
+    except ImportFailed as failure:
+        emit(failure.report.as_json())
+        raise
+    emit(report.as_json())
+    if report.rejected:
+        click.echo(f"{report.rejected} line(s) rejected; the others were imported.", err=True)
+        ctx.exit(1)
+
+
+# --- demo ----------------------------------------------------------------------------
+
+demo_group = Commands("demo", help="Demo data.")
+
+
+@demo_group.command("seed")
+def demo_seed() -> None:
+    """Create (or refresh) the demo organisation and its usage; print a working curl line."""
+    result = seed_demo(services())
+    emit(result)
+    click.echo(f"\nTry it (the server must be running):\n\n{result['curl']}\n", err=True)
+
+
+COMMAND_GROUPS = (
+    db_group,
+    org_group,
+    provider_group,
+    clinic_group,
+    key_group,
+    usage_group,
+    demo_group,
+)
+
+
+def register_commands(app: Any) -> None:
+    for group in COMMAND_GROUPS:
+        app.cli.add_command(group)
+
+
+def main() -> None:
+    """The `scrubs-analytics` console script: a Flask CLI group bound to the app factory."""
+    try:
+        from app import create_app  # the factory lives at the top of the project
+
+        cli = FlaskGroup(
+            create_app=create_app,
+            add_default_commands=False,
+            add_version_option=False,
+            load_dotenv=False,
+            help="Administration, usage import and cache warming for the usage-analytics service.",
+        )
+        cli.main(prog_name="scrubs-analytics")
+    except SettingsError as problem:
+        click.echo(f"Error: {problem}", err=True)
+        sys.exit(1)

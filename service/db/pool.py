@@ -1,0 +1,144 @@
+"""One connection pool per process, opened lazily after fork, closed on exit."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from typing import TypeVar
+
+import psycopg
+from psycopg.adapt import Loader
+from psycopg_pool import ConnectionPool
+
+T = TypeVar("T")
+
+
+class IntegerNumericLoader(Loader):
+    """Sums of bigint columns come back as numeric; every numeric here is whole."""
+
+    def load(self, data: bytes | bytearray | memoryview) -> int:
+        return int(bytes(data))
+
+
+def configure_connection(conn: psycopg.Connection) -> None:
+    conn.adapters.register_loader("numeric", IntegerNumericLoader)
+
+
+class Database:
+    """A pool that belongs to the process that opened it (pools do not survive fork)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_size: int = 4,
+        statement_timeout_ms: int = 5000,
+        wait_timeout: float = 2.0,
+        application_name: str = "scrubs-analytics",
+    ) -> None:
+        self.url = url
+        self._max_size = max_size
+        self._statement_timeout_ms = statement_timeout_ms
+        self._wait_timeout = wait_timeout
+        self._application_name = application_name
+        self._pool: ConnectionPool | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._pinger: ThreadPoolExecutor | None = None
+        self._pinger_pid: int | None = None
+        self._ping_in_flight = threading.Lock()
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pool = self._new_pool()
+                    self._pid = os.getpid()
+        assert self._pool is not None
+        return self._pool
+
+    def _new_pool(self) -> ConnectionPool:
+        pool = ConnectionPool(
+            self.url,
+            open=False,
+            min_size=1,
+            max_size=self._max_size,
+            timeout=self._wait_timeout,
+            max_lifetime=30 * 60.0,
+            max_idle=5 * 60.0,
+            configure=configure_connection,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": 2,
+                "application_name": self._application_name,
+                "options": f"-c statement_timeout={self._statement_timeout_ms}",
+            },
+            name=self._application_name,
+        )
+        pool.open(wait=False)
+        return pool
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as conn:
+            yield conn
+
+    def read(self, query: Callable[..., T], *args: object) -> T:
+        """Run a read-only query function; after a lost connection (say Postgres restarted),
+        drop the pool's dead connections and try once more."""
+        try:
+            with self.connection() as conn:
+                return query(conn, *args)
+        except psycopg.OperationalError:
+            self.pool.check()
+            with self.connection() as conn:
+                return query(conn, *args)
+
+    def ping(self, timeout: float) -> float:
+        """Milliseconds for a round trip, or an exception; never blocks beyond `timeout`."""
+        if not self._ping_in_flight.acquire(blocking=False):
+            raise TimeoutError("the previous check has not come back yet")
+        started = time.perf_counter()
+        try:
+            future = self._ping_executor().submit(self._ping_once, timeout)
+        except BaseException:
+            self._ping_in_flight.release()
+            raise
+        future.add_done_callback(lambda _: self._ping_in_flight.release())
+        try:
+            future.result(timeout=timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"no answer within {timeout:.2f}s") from None
+        return (time.perf_counter() - started) * 1000
+
+    def _ping_executor(self) -> ThreadPoolExecutor:
+        if self._pinger is None or self._pinger_pid != os.getpid():
+            self._pinger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-ping")
+            self._pinger_pid = os.getpid()
+        return self._pinger
+
+    def _ping_once(self, timeout: float) -> None:
+        with self.pool.connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+        self._pool = None
+        self._pid = None
+        if self._pinger is not None and self._pinger_pid == os.getpid():
+            self._pinger.shutdown(wait=False, cancel_futures=True)
+            self._pinger = None
+
+
+def connect(url: str, **kwargs: object) -> psycopg.Connection:
+    """A connection of its own, for commands that hold one for long (imports, migrations)."""
+    conn = psycopg.connect(url, connect_timeout=5, **kwargs)
+    configure_connection(conn)
+    return conn
