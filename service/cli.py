@@ -46,7 +46,15 @@ def one_line(failure: BaseException) -> str:
 
 
 def services() -> Services:
-    return current_app.extensions["scrubs"]
+    """Unpooled handles for this command, built from the app's settings, closed at its end."""
+    ctx = click.get_current_context()
+    found = ctx.meta.get("scrubs.services")
+    if found is None:
+        app_services: Services = current_app.extensions["scrubs"]
+        found = Services.from_settings(app_services.settings, pooled=False)
+        ctx.meta["scrubs.services"] = found
+        ctx.call_on_close(found.close)
+    return found
 
 
 def emit(obj: Any) -> None:

@@ -18,9 +18,11 @@ class Services:
     redis: redis.Redis | None  # None when REDIS_URL is empty: no cache
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Services:
+    def from_settings(cls, settings: Settings, *, pooled: bool = True) -> Services:
+        """Pooled for the server; a command makes its own, unpooled, from the same settings."""
         db = Database(
             settings.database_url,
+            pooled=pooled,
             max_size=settings.db_pool_max_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )

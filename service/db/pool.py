@@ -30,18 +30,22 @@ def configure_connection(conn: psycopg.Connection) -> None:
 
 
 class Database:
-    """A pool that belongs to the process that opened it (pools do not survive fork)."""
+    """Connections to Postgres. Pooled (the server): a pool that belongs to the process that
+    opened it, since pools do not survive fork. Not pooled (commands): a fresh connection
+    each time, so that a failure is reported at once and in libpq's own words."""
 
     def __init__(
         self,
         url: str,
         *,
+        pooled: bool = True,
         max_size: int = 4,
         statement_timeout_ms: int = 5000,
         wait_timeout: float = 2.0,
         application_name: str = "scrubs-analytics",
     ) -> None:
         self.url = url
+        self.pooled = pooled
         self._max_size = max_size
         self._statement_timeout_ms = statement_timeout_ms
         self._wait_timeout = wait_timeout
@@ -86,6 +90,11 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
+        """An autocommit connection; use `conn.transaction()` for several statements."""
+        if not self.pooled:
+            with connect(self.url, autocommit=True) as conn:
+                yield conn
+            return
         with self.pool.connection() as conn:
             yield conn
 
@@ -96,6 +105,8 @@ class Database:
             with self.connection() as conn:
                 return query(conn, *args)
         except psycopg.OperationalError:
+            if not self.pooled:
+                raise
             self.pool.check()
             with self.connection() as conn:
                 return query(conn, *args)
