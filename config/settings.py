@@ -25,6 +25,20 @@ class Settings:
     log_level: str = "INFO"
     db_pool_max_size: int = 4
     db_statement_timeout_ms: int = 5000
+    redis_timeout_ms: int = 200
+    cache_namespace: str = ""  # empty: the database name, so databases never share figures
+    cache_ttl_seconds: int = 7 * 24 * 3600
+    cache_today_ttl_seconds: int = 60
+    cache_lease_ms: int = 10_000
+    cache_breaker_failures: int = 3
+    cache_breaker_reset_seconds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.cache_lease_ms <= self.db_statement_timeout_ms:
+            # A fill's SQL read must end before its lease can lapse.
+            raise SettingsError("CACHE_LEASE_MS must be longer than DB_STATEMENT_TIMEOUT_MS")
 
     @property
     def cache_enabled(self) -> bool:
@@ -54,6 +68,19 @@ class Settings:
             db_pool_max_size=_positive_int(env, "DB_POOL_MAX_SIZE", defaults.db_pool_max_size),
             db_statement_timeout_ms=_positive_int(
                 env, "DB_STATEMENT_TIMEOUT_MS", defaults.db_statement_timeout_ms
+            ),
+            redis_timeout_ms=_positive_int(env, "REDIS_TIMEOUT_MS", defaults.redis_timeout_ms),
+            cache_namespace=env.get("CACHE_NAMESPACE", "").strip(),
+            cache_ttl_seconds=_positive_int(env, "CACHE_TTL_SECONDS", defaults.cache_ttl_seconds),
+            cache_today_ttl_seconds=_positive_int(
+                env, "CACHE_TODAY_TTL_SECONDS", defaults.cache_today_ttl_seconds
+            ),
+            cache_lease_ms=_positive_int(env, "CACHE_LEASE_MS", defaults.cache_lease_ms),
+            cache_breaker_failures=_positive_int(
+                env, "CACHE_BREAKER_FAILURES", defaults.cache_breaker_failures
+            ),
+            cache_breaker_reset_seconds=_positive_int(
+                env, "CACHE_BREAKER_RESET_SECONDS", defaults.cache_breaker_reset_seconds
             ),
         )
 

@@ -25,7 +25,7 @@ def authenticate(db: Database, provider_id: str | None, secret: str | None) -> P
         or found.key_organisation_id != found.organisation_id
     ):
         raise AuthenticationFailed()
-    return Principal(found.organisation_id, found.api_key_id, found.is_root)
+    return Principal(found.organisation_id, found.api_key_id, found.is_root, found.cache_pending)
 
 
 def require_root(principal: Principal) -> None:

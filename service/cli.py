@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import click
@@ -17,12 +18,13 @@ from flask import current_app
 from flask.cli import AppGroup, FlaskGroup
 
 from config.settings import SettingsError
-from service import admin, ingest
+from service import admin, ingest, warming
 from service.admin import AdminError
 from service.context import Services
 from service.db import upgrade_database
 from service.demo import seed_demo
 from service.ingest import ImportFailed
+from service.rollup_cache import CacheUnavailable
 
 
 class Commands(AppGroup):
@@ -35,7 +37,7 @@ class Commands(AppGroup):
             raise click.ClickException(one_line(failure)) from None
         except psycopg.Error as failure:
             raise click.ClickException(f"Postgres: {one_line(failure)}") from None
-        except redis.RedisError as failure:
+        except (redis.RedisError, CacheUnavailable) as failure:
             raise click.ClickException(f"Redis: {one_line(failure)}") from None
         except OSError as failure:
             raise click.ClickException(one_line(failure)) from None
@@ -165,7 +167,7 @@ def usage_import(ctx: click.Context, file: BinaryIO, fmt: str | None, batch_size
 
     try:
         report = ingest.import_events(
-            services().settings.database_url,
+            services(),
             ingest.read_events(file, fmt),
             on_rejected=rejected,
             batch_size=batch_size,
@@ -177,6 +179,43 @@ def usage_import(ctx: click.Context, file: BinaryIO, fmt: str | None, batch_size
     if report.rejected:
         click.echo(f"{report.rejected} line(s) rejected; the others were imported.", err=True)
         ctx.exit(1)
+
+
+# --- cache ---------------------------------------------------------------------------
+
+cache_group = Commands("cache", help="Manage the Redis rollup cache.")
+
+
+@cache_group.command("warm")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last day.")
+@click.option("--org", "organisation_id", type=click.UUID, help="Only this organisation.")
+def cache_warm(start, end, organisation_id) -> None:
+    """Fill the cached daily rollups of every organisation (or one) for a range of days,
+    so that the first queries are served from the cache."""
+    start, end = start.date(), end.date()
+    if start > end:
+        raise click.BadParameter("--start must be on or before --end", param_hint="--start")
+    with _progress_bar(services(), organisation_id) as advance:
+        emit(warming.warm(services(), start, end, organisation_id, on_progress=advance))
+
+
+@cache_group.command("clear")
+@click.option("--org", "organisation_id", type=click.UUID, help="Only this organisation.")
+def cache_clear(organisation_id) -> None:
+    """Drop cached rollups (of every organisation, or one); they refill on demand."""
+    emit(warming.clear(services(), organisation_id))
+
+
+@contextmanager
+def _progress_bar(services: Services, organisation_id):
+    """A progress bar over organisations on a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    total = 1 if organisation_id else warming.organisation_count(services)
+    with click.progressbar(length=total, label="Warming", file=sys.stderr) as bar:
+        yield bar.update
 
 
 # --- demo ----------------------------------------------------------------------------
@@ -193,6 +232,7 @@ def demo_seed() -> None:
 
 
 COMMAND_GROUPS = (
+    cache_group,
     db_group,
     org_group,
     provider_group,

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-import redis
+import pybreaker
+from psycopg.conninfo import conninfo_to_dict
 
 from config.settings import Settings
 from service.db import Database
-from service.rollup_cache import redis_client
+from service.rollup_cache import RollupCache, redis_client
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
     db: Database
-    redis: redis.Redis | None  # None when REDIS_URL is empty: no cache
+    cache: RollupCache | None  # None when REDIS_URL is empty
 
     @classmethod
     def from_settings(cls, settings: Settings, *, pooled: bool = True) -> Services:
@@ -26,10 +28,36 @@ class Services:
             max_size=settings.db_pool_max_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
-        cache = redis_client(settings.redis_url) if settings.cache_enabled else None
-        return cls(settings=settings, db=db, redis=cache)
+        return cls(settings=settings, db=db, cache=_cache(settings))
 
     def close(self) -> None:
         self.db.close()
-        if self.redis is not None:
-            self.redis.close()
+        if self.cache is not None:
+            self.cache.client.close()
+
+
+def _cache(settings: Settings) -> RollupCache | None:
+    if not settings.cache_enabled:
+        return None
+    return RollupCache(
+        redis_client(settings.redis_url, settings.redis_timeout_ms),
+        namespace=cache_namespace(settings),
+        ttl_seconds=settings.cache_ttl_seconds,
+        today_ttl_seconds=settings.cache_today_ttl_seconds,
+        lease_ms=settings.cache_lease_ms,
+        # One breaker per process (each gunicorn worker loads the app itself).
+        breaker=pybreaker.CircuitBreaker(
+            fail_max=settings.cache_breaker_failures,
+            reset_timeout=settings.cache_breaker_reset_seconds,
+            name="redis",
+        ),
+    )
+
+
+def cache_namespace(settings: Settings) -> str:
+    """CACHE_NAMESPACE, else the database's name: two databases sharing one Redis must never
+    read each other's figures (their organisation ids may be the same, say the demo's)."""
+    chosen = settings.cache_namespace or str(
+        conninfo_to_dict(settings.database_url).get("dbname") or ""
+    )
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", chosen) or "default"

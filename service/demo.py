@@ -133,4 +133,4 @@ def _import_demo_usage(services: Services, keys: list[uuid.UUID], today: date) -
     def no_rejections(line: int, reason: str) -> None:
         raise AssertionError(f"demo event {line} rejected: {reason}")
 
-    return import_events(services.settings.database_url, events(), on_rejected=no_rejections)
+    return import_events(services, events(), on_rejected=no_rejections)

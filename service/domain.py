@@ -14,6 +14,7 @@ class Principal:
     organisation_id: UUID
     api_key_id: UUID
     is_root: bool
+    cache_pending: bool = False  # cache invalidations not yet delivered for the organisation
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,10 +34,10 @@ def _check_postgres(services: Services) -> dict[str, Any]:
 
 
 def _check_redis(services: Services) -> dict[str, Any]:
-    if services.redis is None:
+    if services.cache is None:
         return {"ok": False, "configured": False, "latency_ms": None}
     try:
-        latency = ping(services.redis)
+        latency = ping(services.cache.client)
     except redis.RedisError:
         return {"ok": False, "configured": True, "latency_ms": None}
     return {"ok": True, "configured": True, "latency_ms": round(latency, 2)}

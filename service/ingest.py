@@ -21,8 +21,8 @@ from schemas.usage_event import (
     event_from_csv,
     event_from_json,
 )
-from service import repository
-from service.db.pool import connect
+from service import invalidation, repository
+from service.context import Services
 
 DEFAULT_BATCH_SIZE = 10_000
 MAX_ATTEMPTS = 5
@@ -118,19 +118,20 @@ def _csv_record(header: list[str], values: list[str]) -> UsageEvent | InvalidEve
 
 
 def import_events(
-    database_url: str,
+    services: Services,
     lines: Iterable[NumberedLine],
     *,
     on_rejected: RejectionSink,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
-    """Import every valid line; rejected lines go to `on_rejected(line_number, reason)`."""
+    """Import every valid line; rejected lines go to `on_rejected(line_number, reason)`.
+    Each batch's cache invalidations are delivered right after its commit, so the figures
+    are current when this returns; any left from earlier imports are delivered at the end."""
     report = ImportReport()
     try:
-        with connect(database_url) as conn:
+        with services.db.connection() as conn:
             repository.create_event_stage(conn)
-            conn.commit()
             iterator = iter(lines)
             while batch := list(islice(iterator, batch_size)):
                 events = []
@@ -140,7 +141,8 @@ def import_events(
                     else:
                         events.append((number, *item))
                 if events:
-                    _commit_batch(conn, events, report, on_rejected)
+                    pending = _commit_batch(conn, events, report, on_rejected)
+                    invalidation.deliver(services, pending, conn)
                 report.read += len(batch)
                 report.rejected += len(batch) - len(events)
                 if on_batch is not None:
@@ -148,6 +150,7 @@ def import_events(
     except ImportFailed as failure:
         failure.report = report
         raise
+    invalidation.replay(services)
     return report
 
 
@@ -156,13 +159,13 @@ def _commit_batch(
     events: list[tuple],
     report: ImportReport,
     on_rejected: RejectionSink,
-) -> None:
+) -> list[repository.PendingInvalidation]:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with conn.transaction():
                 repository.stage_events(conn, events)
                 unknown = repository.staged_lines_with_unknown_keys(conn)
-                inserted, _touched = repository.commit_staged_events(conn)
+                inserted, pending = repository.commit_staged_events(conn)
             break
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if attempt == MAX_ATTEMPTS:
@@ -181,3 +184,4 @@ def _commit_batch(
     report.rejected += len(unknown)
     report.inserted += inserted
     report.duplicates += len(events) - len(unknown) - inserted
+    return pending

@@ -24,6 +24,7 @@ class ProviderCredentials(NamedTuple):
     key_organisation_id: UUID | None
     is_root: bool
     revoked: bool
+    cache_pending: bool  # the organisation has cache invalidations not yet delivered
 
 
 def provider_credentials(
@@ -33,7 +34,8 @@ def provider_credentials(
     row = conn.execute(
         """
         SELECT p.organisation_id, k.id, k.organisation_id, coalesce(k.is_root, false),
-               k.revoked_at IS NOT NULL
+               k.revoked_at IS NOT NULL,
+               EXISTS (SELECT 1 FROM cache_outbox o WHERE o.organisation_id = p.organisation_id)
         FROM providers p
         LEFT JOIN api_keys k ON k.secret_hash = %s
         WHERE p.id = %s
@@ -61,36 +63,77 @@ def api_key_info(conn: psycopg.Connection, api_key_id: UUID) -> ApiKeyInfo | Non
     return None if row is None else ApiKeyInfo(*row)
 
 
+def _days_condition(days: list[date]) -> tuple[str, tuple]:
+    """A contiguous run of days is one range scan; scattered days are probed one by one."""
+    first, last = days[0], days[-1]
+    if (last - first).days + 1 == len(days):
+        return "day BETWEEN %s AND %s", (first, last)
+    return "day = ANY(%s)", (days,)
+
+
 def organisation_daily_usage(
-    conn: psycopg.Connection, organisation_id: UUID, start: date, end: date
+    conn: psycopg.Connection, organisation_id: UUID, days: list[date]
 ) -> list[DayUsage]:
-    """Every key of the organisation summed per day, ascending; one query for the range."""
+    """Every key of the organisation summed per day, for the given (ascending, distinct)
+    days; one query however many days. Days without rows are left out."""
+    if not days:
+        return []
+    condition, params = _days_condition(days)
     rows = conn.execute(
-        """
+        f"""
         SELECT day, sum(tokens), sum(usage), sum(stt_duration)
         FROM usage_daily
-        WHERE organisation_id = %s AND day BETWEEN %s AND %s
+        WHERE organisation_id = %s AND {condition}
         GROUP BY day
         ORDER BY day
         """,
-        (organisation_id, start, end),
+        (organisation_id, *params),
     ).fetchall()
     return [DayUsage(*row) for row in rows]
 
 
-def key_daily_usage(
-    conn: psycopg.Connection, api_key_id: UUID, start: date, end: date
-) -> list[DayUsage]:
+def key_daily_usage(conn: psycopg.Connection, api_key_id: UUID, days: list[date]) -> list[DayUsage]:
+    """One key's rollups for the given (ascending, distinct) days, in one query."""
+    if not days:
+        return []
+    condition, params = _days_condition(days)
     rows = conn.execute(
-        """
+        f"""
         SELECT day, tokens, usage, stt_duration
         FROM usage_daily
-        WHERE api_key_id = %s AND day BETWEEN %s AND %s
+        WHERE api_key_id = %s AND {condition}
         ORDER BY day
         """,
-        (api_key_id, start, end),
+        (api_key_id, *params),
     ).fetchall()
     return [DayUsage(*row) for row in rows]
+
+
+def organisations_daily_usage(
+    conn: psycopg.Connection, organisation_ids: list[UUID], start: date, end: date
+) -> dict[UUID, list[DayUsage]]:
+    """Per organisation, every key summed per day over a range: one set-based query."""
+    rows = conn.execute(
+        """
+        SELECT organisation_id, day, sum(tokens), sum(usage), sum(stt_duration)
+        FROM usage_daily
+        WHERE organisation_id = ANY(%s) AND day BETWEEN %s AND %s
+        GROUP BY organisation_id, day
+        """,
+        (organisation_ids, start, end),
+    ).fetchall()
+    found: dict[UUID, list[DayUsage]] = {
+        organisation_id: [] for organisation_id in organisation_ids
+    }
+    for organisation_id, *figures in rows:
+        found[organisation_id].append(DayUsage(*figures))
+    return found
+
+
+def organisation_ids(conn: psycopg.Connection, only: UUID | None = None) -> list[UUID]:
+    if only is not None:
+        return [only] if organisation_exists(conn, only) else []
+    return [row[0] for row in conn.execute("SELECT id FROM organisations ORDER BY id")]
 
 
 # --- administration ------------------------------------------------------------------
@@ -235,11 +278,21 @@ def staged_lines_with_unknown_keys(conn: psycopg.Connection) -> list[tuple[int, 
     ).fetchall()
 
 
-def commit_staged_events(conn: psycopg.Connection) -> tuple[int, list[tuple[UUID, date]]]:
+class PendingInvalidation(NamedTuple):
+    """A cache_outbox row: the (key, day) pairs of one organisation a batch changed."""
+
+    id: int
+    organisation_id: UUID
+    api_key_ids: list[UUID]
+    days: list[date]
+
+
+def commit_staged_events(conn: psycopg.Connection) -> tuple[int, list[PendingInvalidation]]:
     """Insert the staged events not seen before (first line wins within a batch), add them
-    to the daily rollups in (key, day) order so that concurrent imports never deadlock, and
-    return how many were new and which (organisation, day) pairs changed."""
-    row = conn.execute(
+    to the daily rollups in (key, day) order so that concurrent imports never deadlock,
+    record the changed (key, day) pairs in the cache outbox, and return how many events
+    were new and the outbox rows written."""
+    rows = conn.execute(
         """
         WITH fresh AS (
             INSERT INTO usage_events
@@ -264,14 +317,50 @@ def commit_staged_events(conn: psycopg.Connection) -> tuple[int, list[tuple[UUID
                 tokens = d.tokens + excluded.tokens,
                 usage = d.usage + excluded.usage,
                 stt_duration = d.stt_duration + excluded.stt_duration
-            RETURNING d.organisation_id, d.day
+            RETURNING d.organisation_id, d.api_key_id, d.day
+        ), marked AS (
+            INSERT INTO cache_outbox (organisation_id, api_key_ids, days)
+            SELECT organisation_id, array_agg(api_key_id), array_agg(day)
+            FROM rolled
+            GROUP BY organisation_id
+            RETURNING id, organisation_id, api_key_ids, days
         )
-        SELECT (SELECT count(*) FROM fresh),
-               coalesce(array_agg(touched.organisation_id), '{}'),
-               coalesce(array_agg(touched.day), '{}')
-        FROM (SELECT DISTINCT organisation_id, day FROM rolled) touched
+        SELECT id, organisation_id, api_key_ids, days, (SELECT count(*) FROM fresh)
+        FROM marked
         """
-    ).fetchone()
-    assert row is not None
-    inserted, organisations, days = row
-    return inserted, list(zip(organisations, days, strict=True))
+    ).fetchall()
+    # Every new event changes some rollup, so no outbox row means no new event.
+    inserted = rows[0][-1] if rows else 0
+    return inserted, [PendingInvalidation(*row[:-1]) for row in rows]
+
+
+def pending_invalidations(
+    conn: psycopg.Connection, organisation_id: UUID | None = None, limit: int = 1000
+) -> list[PendingInvalidation]:
+    """The oldest outbox rows, of one organisation or of all."""
+    if organisation_id is None:
+        cur = conn.execute(
+            "SELECT id, organisation_id, api_key_ids, days FROM cache_outbox ORDER BY id LIMIT %s",
+            (limit,),
+        )
+    else:
+        cur = conn.execute(
+            "SELECT id, organisation_id, api_key_ids, days FROM cache_outbox"
+            " WHERE organisation_id = %s ORDER BY id LIMIT %s",
+            (organisation_id, limit),
+        )
+    return [PendingInvalidation(*row) for row in cur]
+
+
+def pending_invalidation_ids(
+    conn: psycopg.Connection, organisation_id: UUID | None = None
+) -> list[int]:
+    if organisation_id is None:
+        return [row[0] for row in conn.execute("SELECT id FROM cache_outbox")]
+    cur = conn.execute("SELECT id FROM cache_outbox WHERE organisation_id = %s", (organisation_id,))
+    return [row[0] for row in cur]
+
+
+def forget_invalidations(conn: psycopg.Connection, ids: list[int]) -> None:
+    """Delivered: the cache has forgotten these rows' days."""
+    conn.execute("DELETE FROM cache_outbox WHERE id = ANY(%s)", (ids,))

@@ -1,27 +1,141 @@
-"""Redis: the client the service talks to the cache with."""
+"""The Redis rollup cache: daily figures of an organisation (or of one key) in hashes.
+
+Layout. Keys start with a namespace (one per database, so that two databases never share
+figures through one Redis) and carry the organisation as their hash tag, so that one
+organisation's keys share a Redis Cluster slot and one pipeline reaches them all:
+
+    ua1:NS:{ORG}:org:m:2024-01          hash, a field per day (b"15" -> b"tokens usage stt")
+    ua1:NS:{ORG}:key:KEY:m:2024-01      the same for one key of the organisation
+    ua1:NS:{ORG}:org:d:2024-11-24       the current UTC day, in a hash of its own
+    <bucket>:lease                      a fill in progress for that bucket (random token)
+
+A day without usage is stored as b"0 0 0", so it is a hit too. Days after the current UTC
+day are never cached. A bucket lives `ttl` (past days) or `today_ttl` (the current day)
+from its first fill, plus jitter: a backstop only; invalidation keeps the figures right.
+
+Fills are lease-guarded: a reader takes the bucket's lease (SET NX PX) before its SQL read
+and writes only while its lease is still there (one script checks and writes).
+Invalidation deletes the lease before the day's field, so a fill that raced an import
+writes nothing, whichever order they meet in.
+"""
 
 from __future__ import annotations
 
+import random
+import secrets
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TypeVar
+from uuid import UUID
 
+import pybreaker
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-# A cache must never hold a request up: redis-py's defaults (seconds of timeout, many
-# retries) would make one command against a hung Redis block for most of a minute.
-SOCKET_TIMEOUT = 0.2
-CONNECT_TIMEOUT = 0.2
+from service.domain import DayUsage
+
+T = TypeVar("T")
+LAYOUT_VERSION = "ua1"
+EMPTY = b"0 0 0"
+SCAN_BATCH = 1000
+
+FILL_SCRIPT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+redis.call('DEL', KEYS[2])
+return 1
+"""
 
 
-def redis_client(url: str) -> redis.Redis:
+class CacheUnavailable(Exception):
+    """Redis did not answer (or the breaker is open): serve from SQL."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose figures: the whole organisation (api_key_id None) or one of its keys."""
+
+    organisation_id: UUID
+    api_key_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each day of each scope lives."""
+
+    namespace: str
+
+    def organisation_prefix(self, organisation_id: UUID) -> str:
+        return f"{LAYOUT_VERSION}:{self.namespace}:{{{organisation_id}}}:"
+
+    def pattern(self, organisation_id: UUID | None) -> str:
+        if organisation_id is None:
+            return f"{LAYOUT_VERSION}:{self.namespace}:*"
+        return self.organisation_prefix(organisation_id) + "*"
+
+    def bucket(self, scope: Scope, day: date, today: date) -> str:
+        owner = "org" if scope.api_key_id is None else f"key:{scope.api_key_id}"
+        base = self.organisation_prefix(scope.organisation_id) + owner
+        if day >= today:
+            return f"{base}:d:{day.isoformat()}"
+        return f"{base}:m:{day.year:04d}-{day.month:02d}"
+
+    def buckets(self, scope: Scope, days: Iterable[date], today: date) -> dict[str, list[date]]:
+        """The buckets the cacheable days live in (days after `today` are not cacheable)."""
+        found: dict[str, list[date]] = defaultdict(list)
+        for day in days:
+            if day <= today:
+                found[self.bucket(scope, day, today)].append(day)
+        return found
+
+
+def lease_of(bucket: str) -> str:
+    return f"{bucket}:lease"
+
+
+def field_of(day: date) -> bytes:
+    return b"%02d" % day.day
+
+
+def encode(day: DayUsage) -> bytes:
+    return b"%d %d %d" % (day.tokens, day.usage, day.stt_duration)
+
+
+def decode(day: date, value: bytes) -> DayUsage:
+    tokens, usage, stt_duration = value.split()
+    return DayUsage(day, int(tokens), int(usage), int(stt_duration))
+
+
+@dataclass
+class CacheRead:
+    found: dict[date, DayUsage]
+    missing: list[date]
+
+
+@dataclass
+class Lease:
+    """The buckets a fill may write (their leases were free), and the token proving it."""
+
+    token: bytes
+    buckets: dict[str, tuple[Scope, list[date]]] = field(default_factory=dict)
+
+
+def redis_client(url: str, timeout_ms: int = 200) -> redis.Redis:
+    """A cache must never hold a request up: redis-py's defaults (seconds of timeout, several
+    retries) would make one command against a hung Redis block for most of a minute. Here a
+    dead pooled socket (Redis restarted) is retried once at once; a timeout is not retried."""
     return redis.Redis.from_url(
         url,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        retry=Retry(NoBackoff(), 1),
+        socket_timeout=timeout_ms / 1000,
+        socket_connect_timeout=timeout_ms / 1000,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         health_check_interval=0,
-        max_connections=32,
+        max_connections=64,
     )
 
 
@@ -30,3 +144,146 @@ def ping(client: redis.Redis) -> float:
     started = time.perf_counter()
     client.ping()
     return (time.perf_counter() - started) * 1000
+
+
+class RollupCache:
+    """Every Redis command of the service. Each raises CacheUnavailable, never a redis
+    error; the breaker (one per process) stops calls while Redis keeps failing."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str,
+        ttl_seconds: int,
+        today_ttl_seconds: int,
+        lease_ms: int,
+        breaker: pybreaker.CircuitBreaker,
+    ) -> None:
+        self.client = client
+        self.layout = Layout(namespace)
+        self.ttl_ms = ttl_seconds * 1000
+        self.today_ttl_ms = today_ttl_seconds * 1000
+        self.lease_ms = lease_ms
+        self.breaker = breaker
+        self._fill = client.register_script(FILL_SCRIPT)
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open: requests go straight to SQL."""
+        return self.breaker.current_state != pybreaker.STATE_OPEN
+
+    def _guarded(self, operation: Callable[[], T]) -> T:
+        try:
+            return self.breaker.call(operation)
+        except (redis.RedisError, pybreaker.CircuitBreakerError) as problem:
+            raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
+
+    def read(self, scope: Scope, days: list[date], today: date) -> CacheRead:
+        """One round trip for all the cacheable days of a range, however many buckets."""
+        buckets = self.layout.buckets(scope, days, today)
+        if not buckets:
+            return CacheRead({}, [])
+
+        def fetch() -> list[list[bytes | None]]:
+            pipe = self.client.pipeline(transaction=False)
+            for bucket, bucket_days in buckets.items():
+                pipe.hmget(bucket, [field_of(day) for day in bucket_days])
+            return pipe.execute()
+
+        found: dict[date, DayUsage] = {}
+        missing: list[date] = []
+        for bucket_days, values in zip(buckets.values(), self._guarded(fetch), strict=True):
+            for day, value in zip(bucket_days, values, strict=True):
+                if value is None:
+                    missing.append(day)
+                else:
+                    found[day] = decode(day, value)
+        return CacheRead(found, missing)
+
+    def lease(self, wanted: Iterable[tuple[Scope, list[date]]], today: date) -> Lease:
+        """Take the free leases of the buckets these days live in, in one round trip."""
+        lease = Lease(token=secrets.token_hex(16).encode())
+        buckets: dict[str, tuple[Scope, list[date]]] = {}
+        for scope, days in wanted:
+            for bucket, bucket_days in self.layout.buckets(scope, days, today).items():
+                buckets[bucket] = (scope, bucket_days)
+        if not buckets:
+            return lease
+
+        def take() -> list[bool | None]:
+            pipe = self.client.pipeline(transaction=False)
+            for bucket in buckets:
+                pipe.set(lease_of(bucket), lease.token, nx=True, px=self.lease_ms)
+            return pipe.execute()
+
+        for (bucket, entry), granted in zip(buckets.items(), self._guarded(take), strict=True):
+            if granted:
+                lease.buckets[bucket] = entry
+        return lease
+
+    def fill(self, lease: Lease, figures: dict[Scope, dict[date, DayUsage]], today: date) -> int:
+        """Write the leased buckets whose lease is still ours, from `figures[scope][day]`
+        (a day missing there had no usage), in one round trip. Returns the days written."""
+        if not lease.buckets:
+            return 0
+        buckets = list(lease.buckets.items())
+
+        def write() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            for bucket, (scope, days) in buckets:
+                known = figures.get(scope, {})
+                pairs: list[bytes] = []
+                for day in days:
+                    usage = known.get(day)
+                    pairs += (field_of(day), EMPTY if usage is None else encode(usage))
+                ttl = self.today_ttl_ms if days[0] >= today else self.ttl_ms
+                ttl += random.randrange(ttl // 10 + 1)
+                keys = [bucket, lease_of(bucket)]
+                self._fill(keys=keys, args=[lease.token, ttl, *pairs], client=pipe)
+            return pipe.execute()
+
+        written = self._guarded(write)
+        return sum(len(days) for (_, (_, days)), ok in zip(buckets, written, strict=True) if ok)
+
+    def invalidate(self, touched: Iterable[tuple[UUID, UUID, date]]) -> int:
+        """Forget the figures of these (organisation, key, day) triples, in the organisation's
+        rollups and in the key's, in whichever bucket they may sit (a day is in a day bucket
+        while it is the current day, in its month's after). Each lease goes before its field:
+        a fill that checks its lease in between writes nothing, one before is overwritten.
+        One round trip; returns how many (scope, day) pairs were forgotten."""
+        forgotten: set[tuple[Scope, date]] = set()
+        for organisation_id, api_key_id, day in touched:
+            forgotten.add((Scope(organisation_id), day))
+            forgotten.add((Scope(organisation_id, api_key_id), day))
+        if not forgotten:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for scope, day in forgotten:
+            for bucket in (
+                self.layout.bucket(scope, day, today=day),
+                self.layout.bucket(scope, day, today=date.max),
+            ):
+                pipe.delete(lease_of(bucket))
+                pipe.hdel(bucket, field_of(day))
+        self._guarded(pipe.execute)
+        return len(forgotten)
+
+    def clear(self, organisation_id: UUID | None = None) -> int:
+        """Drop the cached rollups and leases of one organisation, or of all; returns how
+        many keys went."""
+
+        def drop() -> int:
+            dropped = 0
+            batch: list[bytes] = []
+            pattern = self.layout.pattern(organisation_id)
+            for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH):
+                batch.append(key)
+                if len(batch) == SCAN_BATCH:
+                    dropped += self.client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                dropped += self.client.unlink(*batch)
+            return dropped
+
+        return self._guarded(drop)

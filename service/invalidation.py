@@ -1,0 +1,66 @@
+"""Delivering committed invalidations to the cache (the outbox, DESIGN "The rollup cache").
+
+An import records the (key, day) pairs it changed in `cache_outbox` in the transaction that
+changes them; after the commit they are delivered (the cache forgets those days) and only
+then deleted. Rows that could not be delivered (Redis out, or the cache disabled in the
+importing process) stay; readers distrust the organisation's cached days meanwhile, and
+the next import, reader or `cache warm` that reaches Redis delivers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from uuid import UUID
+
+import psycopg
+
+from service import repository
+from service.context import Services
+from service.repository import PendingInvalidation
+from service.rollup_cache import CacheUnavailable
+
+REPLAY_BATCH = 500
+
+
+def touched(pending: list[PendingInvalidation]) -> Iterator[tuple[UUID, UUID, date]]:
+    for row in pending:
+        for api_key_id, day in zip(row.api_key_ids, row.days, strict=True):
+            yield row.organisation_id, api_key_id, day
+
+
+def deliver(
+    services: Services,
+    pending: list[PendingInvalidation],
+    conn: psycopg.Connection | None = None,
+) -> bool:
+    """Make the cache forget these rows' days, then drop the rows (on `conn` when given).
+    False, rows kept, when there is no cache or it does not answer."""
+    if services.cache is None or not pending:
+        return False
+    try:
+        services.cache.invalidate(touched(pending))
+    except CacheUnavailable:
+        return False
+    ids = [row.id for row in pending]
+    if conn is not None:
+        repository.forget_invalidations(conn, ids)
+    else:
+        with services.db.connection() as own:
+            repository.forget_invalidations(own, ids)
+    return True
+
+
+def replay(services: Services, organisation_id: UUID | None = None, max_rows: int = 50_000) -> int:
+    """Deliver pending rows, oldest first (one organisation's, or everyone's); returns how
+    many were delivered. Stops at the first failure."""
+    delivered = 0
+    while delivered < max_rows:
+        with services.db.connection() as conn:
+            pending = repository.pending_invalidations(conn, organisation_id, REPLAY_BATCH)
+        if not pending or not deliver(services, pending):
+            break
+        delivered += len(pending)
+        if len(pending) < REPLAY_BATCH:
+            break
+    return delivered

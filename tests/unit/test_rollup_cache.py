@@ -1,0 +1,196 @@
+"""The cache's layout and lease logic, on fakeredis (no servers)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+import fakeredis
+import pybreaker
+import pytest
+
+from service.domain import DayUsage
+from service.rollup_cache import CacheUnavailable, Layout, RollupCache, Scope, lease_of
+
+TODAY = date(2024, 3, 10)
+ORG = uuid.UUID("00000000-0000-4000-8000-000000000001")
+KEY = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
+
+
+def days(start: date, count: int) -> list[date]:
+    return [start + timedelta(days=n) for n in range(count)]
+
+
+def usage(day: date, tokens: int) -> DayUsage:
+    return DayUsage(day, tokens, tokens % 7, tokens % 11)
+
+
+@pytest.fixture()
+def cache() -> RollupCache:
+    return RollupCache(
+        fakeredis.FakeRedis(),
+        namespace="testdb",
+        ttl_seconds=3600,
+        today_ttl_seconds=60,
+        lease_ms=10_000,
+        breaker=pybreaker.CircuitBreaker(fail_max=3, reset_timeout=60),
+    )
+
+
+def test_every_key_of_an_organisation_shares_its_hash_tag():
+    layout = Layout("db")
+    keys = [
+        layout.bucket(Scope(ORG), date(2024, 1, 15), TODAY),
+        layout.bucket(Scope(ORG, KEY), date(2023, 12, 31), TODAY),
+        layout.bucket(Scope(ORG), TODAY, TODAY),
+        lease_of(layout.bucket(Scope(ORG, KEY), TODAY, TODAY)),
+    ]
+    for key in keys:
+        assert key.count("{") == 1 and key[key.index("{") + 1 : key.index("}")] == str(ORG)
+        assert key.startswith("ua1:db:")
+
+
+def test_past_days_group_by_month_and_the_current_day_stands_alone():
+    layout = Layout("db")
+    range_ = days(date(2023, 12, 20), 30)  # 2023-12-20 .. 2024-01-18
+    buckets = layout.buckets(Scope(ORG), range_, today=date(2024, 1, 18))
+    assert [b.rsplit(":", 2)[-2:] for b in buckets] == [
+        ["m", "2023-12"],
+        ["m", "2024-01"],
+        ["d", "2024-01-18"],
+    ]
+    assert sum(len(d) for d in buckets.values()) == 30
+
+
+def test_days_after_today_are_never_cacheable():
+    layout = Layout("db")
+    assert layout.buckets(Scope(ORG), days(TODAY + timedelta(days=1), 5), TODAY) == {}
+
+
+def test_366_days_take_13_or_14_buckets_read_in_one_round_trip(cache, monkeypatch):
+    range_ = days(TODAY - timedelta(days=365), 366)
+    calls = []
+    real_pipeline = cache.client.pipeline
+
+    def counting_pipeline(*args, **kwargs):
+        calls.append(1)
+        return real_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
+    read = cache.read(Scope(ORG), range_, TODAY)
+    assert len(calls) == 1
+    assert read.found == {} and read.missing == range_
+    assert len(cache.layout.buckets(Scope(ORG), range_, TODAY)) in (13, 14)
+
+
+def test_a_filled_range_reads_back_exactly_and_empty_days_are_hits(cache):
+    range_ = days(date(2024, 1, 25), 15)
+    figures = {day: usage(day, 1000 + n) for n, day in enumerate(range_) if n % 3}
+    lease = cache.lease([(Scope(ORG), range_)], TODAY)
+    assert cache.fill(lease, {Scope(ORG): figures}, TODAY) == 15
+    read = cache.read(Scope(ORG), range_, TODAY)
+    assert read.missing == []
+    assert {d: u for d, u in read.found.items() if not u.is_empty} == figures
+    assert all(read.found[d].is_empty for d in range_ if d not in figures)
+
+
+def test_big_figures_survive_exactly(cache):
+    day = date(2024, 1, 5)
+    big = DayUsage(day, 2**63 - 1, 2**31 - 1, 2**53 - 1)
+    cache.fill(cache.lease([(Scope(ORG), [day])], TODAY), {Scope(ORG): {day: big}}, TODAY)
+    assert cache.read(Scope(ORG), [day], TODAY).found == {day: big}
+
+
+def test_a_second_filler_gets_no_lease_while_the_first_holds_it(cache):
+    range_ = days(date(2024, 2, 1), 5)
+    first = cache.lease([(Scope(ORG), range_)], TODAY)
+    second = cache.lease([(Scope(ORG), range_)], TODAY)
+    assert first.buckets and not second.buckets
+    assert cache.fill(second, {Scope(ORG): {}}, TODAY) == 0
+    assert cache.fill(first, {Scope(ORG): {}}, TODAY) == 5
+
+
+def test_invalidation_voids_a_fill_in_progress(cache):
+    day = date(2024, 2, 3)
+    lease = cache.lease([(Scope(ORG), [day])], TODAY)
+    cache.invalidate([(ORG, KEY, day)])
+    assert cache.fill(lease, {Scope(ORG): {day: usage(day, 5)}}, TODAY) == 0
+    assert cache.read(Scope(ORG), [day], TODAY).missing == [day]
+
+
+def test_invalidation_forgets_the_day_for_the_organisation_and_the_key_only(cache):
+    range_ = days(date(2024, 2, 1), 3)
+    for scope in (Scope(ORG), Scope(ORG, KEY)):
+        cache.fill(cache.lease([(scope, range_)], TODAY), {scope: {}}, TODAY)
+    cache.invalidate([(ORG, KEY, range_[1])])
+    for scope in (Scope(ORG), Scope(ORG, KEY)):
+        assert cache.read(scope, range_, TODAY).missing == [range_[1]]
+
+
+def test_invalidation_reaches_a_day_cached_while_it_was_today(cache):
+    cache.fill(cache.lease([(Scope(ORG), [TODAY])], TODAY), {Scope(ORG): {}}, TODAY)
+    tomorrow = TODAY + timedelta(days=1)
+    cache.invalidate([(ORG, KEY, TODAY)])
+    assert cache.read(Scope(ORG), [TODAY], TODAY).missing == [TODAY]
+    assert cache.read(Scope(ORG), [TODAY], tomorrow).missing == [TODAY]
+
+
+def test_the_current_day_expires_soon_and_past_days_later(cache):
+    past, current = date(2024, 2, 1), TODAY
+    lease = cache.lease([(Scope(ORG), [past, current])], TODAY)
+    cache.fill(lease, {Scope(ORG): {}}, TODAY)
+    layout = cache.layout
+    today_ttl = cache.client.pttl(layout.bucket(Scope(ORG), current, TODAY))
+    past_ttl = cache.client.pttl(layout.bucket(Scope(ORG), past, TODAY))
+    assert 0 < today_ttl <= 66_000
+    assert 3_000_000 < past_ttl <= 3_960_000
+
+
+def test_clear_drops_one_organisation_and_keeps_the_others(cache):
+    other = uuid.uuid4()
+    day = date(2024, 2, 1)
+    for org in (ORG, other):
+        cache.fill(cache.lease([(Scope(org), [day])], TODAY), {Scope(org): {}}, TODAY)
+    assert cache.clear(ORG) == 1
+    assert cache.read(Scope(ORG), [day], TODAY).missing == [day]
+    assert cache.read(Scope(other), [day], TODAY).missing == []
+
+
+def test_namespaces_keep_two_databases_apart():
+    server = fakeredis.FakeServer()
+    a, b = (
+        RollupCache(
+            fakeredis.FakeRedis(server=server),
+            namespace=name,
+            ttl_seconds=60,
+            today_ttl_seconds=60,
+            lease_ms=1000,
+            breaker=pybreaker.CircuitBreaker(),
+        )
+        for name in ("db_a", "db_b")
+    )
+    day = date(2024, 2, 1)
+    a.fill(a.lease([(Scope(ORG), [day])], TODAY), {Scope(ORG): {day: usage(day, 9)}}, TODAY)
+    assert b.read(Scope(ORG), [day], TODAY).missing == [day]
+
+
+def test_redis_failures_open_the_breaker_and_are_reported_as_unavailable():
+    server = fakeredis.FakeServer()
+    server.connected = False
+    cache = RollupCache(
+        fakeredis.FakeRedis(server=server),
+        namespace="db",
+        ttl_seconds=60,
+        today_ttl_seconds=60,
+        lease_ms=1000,
+        breaker=pybreaker.CircuitBreaker(fail_max=2, reset_timeout=60),
+    )
+    day = date(2024, 2, 1)
+    for _ in range(2):
+        assert cache.available
+        with pytest.raises(CacheUnavailable):
+            cache.read(Scope(ORG), [day], TODAY)
+    assert not cache.available
+    server.connected = True  # even so, the open breaker keeps calls away from Redis
+    with pytest.raises(CacheUnavailable):
+        cache.invalidate([(ORG, KEY, day)])
