@@ -54,7 +54,7 @@ def daily_usage(
     """The scope's figures for every day of the range that has a rollup, ascending."""
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     cache = services.cache
-    if cache is None or not cache.available:
+    if cache is None or not cache.available:  # no cache, or Redis out: no time lost on it
         return _from_sql(services, scope, days)
     if cache_pending:
         # Some committed imports have not reached the cache yet: its figures for this

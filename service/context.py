@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import pybreaker
 from psycopg.conninfo import conninfo_to_dict
 
 from config.settings import Settings
@@ -45,12 +44,8 @@ def _cache(settings: Settings) -> RollupCache | None:
         ttl_seconds=settings.cache_ttl_seconds,
         today_ttl_seconds=settings.cache_today_ttl_seconds,
         lease_ms=settings.cache_lease_ms,
-        # One breaker per process (each gunicorn worker loads the app itself).
-        breaker=pybreaker.CircuitBreaker(
-            fail_max=settings.cache_breaker_failures,
-            reset_timeout=settings.cache_breaker_reset_seconds,
-            name="redis",
-        ),
+        breaker_failures=settings.cache_breaker_failures,
+        breaker_reset_seconds=settings.cache_breaker_reset_seconds,
     )
 
 

@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
@@ -158,20 +158,34 @@ class RollupCache:
         ttl_seconds: int,
         today_ttl_seconds: int,
         lease_ms: int,
-        breaker: pybreaker.CircuitBreaker,
+        breaker_failures: int = 3,
+        breaker_reset_seconds: float = 5,
     ) -> None:
         self.client = client
         self.layout = Layout(namespace)
         self.ttl_ms = ttl_seconds * 1000
         self.today_ttl_ms = today_ttl_seconds * 1000
         self.lease_ms = lease_ms
-        self.breaker = breaker
+        # One breaker per process (each gunicorn worker builds its own app).
+        self._breaker_state = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=breaker_failures,
+            reset_timeout=breaker_reset_seconds,
+            state_storage=self._breaker_state,
+            name="redis",
+        )
         self._fill = client.register_script(FILL_SCRIPT)
 
     @property
     def available(self) -> bool:
-        """False while the breaker is open: requests go straight to SQL."""
-        return self.breaker.current_state != pybreaker.STATE_OPEN
+        """False while the breaker is open and its reset timeout has not passed: nothing
+        would reach Redis (after the timeout, the next call is the breaker's trial)."""
+        if self.breaker.current_state != pybreaker.STATE_OPEN:
+            return True
+        opened_at = self._breaker_state.opened_at
+        return opened_at is None or (
+            datetime.now(UTC) >= opened_at + timedelta(seconds=self.breaker.reset_timeout)
+        )
 
     def _guarded(self, operation: Callable[[], T]) -> T:
         try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import date, timedelta
 
 import fakeredis
-import pybreaker
 import pytest
 
 from service.domain import DayUsage
@@ -33,7 +33,6 @@ def cache() -> RollupCache:
         ttl_seconds=3600,
         today_ttl_seconds=60,
         lease_ms=10_000,
-        breaker=pybreaker.CircuitBreaker(fail_max=3, reset_timeout=60),
     )
 
 
@@ -165,7 +164,6 @@ def test_namespaces_keep_two_databases_apart():
             ttl_seconds=60,
             today_ttl_seconds=60,
             lease_ms=1000,
-            breaker=pybreaker.CircuitBreaker(),
         )
         for name in ("db_a", "db_b")
     )
@@ -183,7 +181,8 @@ def test_redis_failures_open_the_breaker_and_are_reported_as_unavailable():
         ttl_seconds=60,
         today_ttl_seconds=60,
         lease_ms=1000,
-        breaker=pybreaker.CircuitBreaker(fail_max=2, reset_timeout=60),
+        breaker_failures=2,
+        breaker_reset_seconds=60,
     )
     day = date(2024, 2, 1)
     for _ in range(2):
@@ -194,3 +193,26 @@ def test_redis_failures_open_the_breaker_and_are_reported_as_unavailable():
     server.connected = True  # even so, the open breaker keeps calls away from Redis
     with pytest.raises(CacheUnavailable):
         cache.invalidate([(ORG, KEY, day)])
+
+
+def test_the_breaker_lets_a_trial_through_after_its_reset_timeout():
+    server = fakeredis.FakeServer()
+    cache = RollupCache(
+        fakeredis.FakeRedis(server=server),
+        namespace="db",
+        ttl_seconds=60,
+        today_ttl_seconds=60,
+        lease_ms=1000,
+        breaker_failures=1,
+        breaker_reset_seconds=0.2,
+    )
+    day = date(2024, 2, 1)
+    server.connected = False
+    with pytest.raises(CacheUnavailable):
+        cache.read(Scope(ORG), [day], TODAY)
+    assert not cache.available
+    server.connected = True
+    time.sleep(0.25)
+    assert cache.available
+    assert cache.read(Scope(ORG), [day], TODAY).missing == [day]
+    assert cache.breaker.current_state == "closed"
