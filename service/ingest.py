@@ -83,7 +83,13 @@ def read_csv(stream: BinaryIO) -> Iterator[NumberedLine]:
     A bad header stops the import before anything is read; a bad record is one rejection."""
     # Bytes that are not UTF-8 survive decoding as surrogates so that only their line fails.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text, strict=True)
+    try:
+        yield from _csv_records(csv.reader(text, strict=True))
+    finally:
+        text.detach()  # the stream belongs to the caller
+
+
+def _csv_records(reader) -> Iterator[NumberedLine]:
     try:
         header = next(reader, None)
         check_csv_header(header)

@@ -1,0 +1,295 @@
+"""`usage import` (CONTRACT §3 "Usage events"): JSONL and CSV, files and stdin, duplicates,
+rejected lines, and an interrupted import run again to exact totals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.support import deltas, expected_deltas, make_events, write_jsonl
+
+DAYS = [date(2024, 3, d) for d in range(1, 11)]
+START, END = DAYS[0], DAYS[-1]
+FIELDS = ["event_id", "api_key_id", "occurred_at", "tokens", "stt_duration", "usage"]
+
+
+def report(result) -> dict:
+    return json.loads(result.stdout)
+
+
+def write_csv(path: Path, rows: list[dict], fields=FIELDS) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_a_jsonl_file_is_imported_exactly(client, org, cli, tmp_path):
+    events = make_events(random.Random(1), [k.id for k in org.clinic_keys], DAYS, 500)
+    result = cli("usage", "import", str(write_jsonl(tmp_path / "e.jsonl", events)))
+    assert result.exit_code == 0, result.output
+    assert report(result) == {"read": 500, "inserted": 500, "duplicates": 0, "rejected": 0}
+    assert deltas(client, org, START, END) == expected_deltas(events, START, END)
+
+
+def test_a_csv_file_is_imported_exactly_whatever_its_column_order(client, org, cli, tmp_path):
+    events = make_events(random.Random(2), [k.id for k in org.clinic_keys], DAYS, 300)
+    columns = list(reversed(FIELDS))
+    path = write_csv(tmp_path / "e.csv", [e.record for e in events], columns)
+    result = cli("usage", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert report(result)["inserted"] == 300
+    assert deltas(client, org, START, END) == expected_deltas(events, START, END)
+
+
+def test_csv_quoting_an_empty_usage_cell_and_a_byte_order_mark(client, org, cli, tmp_path):
+    key = org.clinic_keys[0].id
+    prefix = uuid.uuid4().hex
+    text = (
+        "\ufeffevent_id,api_key_id,occurred_at,tokens,stt_duration,usage\r\n"
+        f'"{prefix}-a, with comma",{key},2024-03-02T23:30:00-05:00,100,10,\r\n'
+        f'"{prefix}-b ""quoted""",{key},2024-03-02T12:00:00Z,5,1,3\r\n'
+    )
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(text.encode("utf-8"))
+    result = cli("usage", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert report(result) == {"read": 2, "inserted": 2, "duplicates": 0, "rejected": 0}
+    assert deltas(client, org, START, END, key) == {
+        "2024-03-02": {"tokens": 5, "usage": 3, "stt_duration": 1},
+        "2024-03-03": {"tokens": 100, "usage": 1, "stt_duration": 10},
+    }
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_stdin_is_imported_with_dash(client, org, console, fmt):
+    events = make_events(random.Random(3), [k.id for k in org.clinic_keys], DAYS, 100)
+    if fmt == "jsonl":
+        data = "".join(json.dumps(e.record) + "\n" for e in events)
+        args = ["usage", "import", "-"]
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(e.record for e in events)
+        data = buffer.getvalue()
+        args = ["usage", "import", "-", "--format", "csv"]
+    ran = console(*args, input=data.encode())
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"read": 100, "inserted": 100, "duplicates": 0, "rejected": 0}
+    assert deltas(client, org, START, END) == expected_deltas(events, START, END)
+
+
+def test_usage_defaults_to_one_when_absent(client, org, cli, tmp_path):
+    key = org.clinic_keys[0].id
+    record = {
+        "event_id": uuid.uuid4().hex,
+        "api_key_id": key,
+        "occurred_at": "2024-03-05T10:00:00Z",
+        "tokens": 7,
+        "stt_duration": 3,
+    }
+    (tmp_path / "one.jsonl").write_text(json.dumps(record) + "\n")
+    assert cli("usage", "import", str(tmp_path / "one.jsonl")).exit_code == 0
+    assert deltas(client, org, START, END, key) == {
+        "2024-03-05": {"tokens": 7, "usage": 1, "stt_duration": 3}
+    }
+
+
+def test_re_importing_a_file_changes_nothing(client, org, cli, tmp_path):
+    events = make_events(random.Random(4), [k.id for k in org.clinic_keys], DAYS, 200)
+    path = write_jsonl(tmp_path / "e.jsonl", events)
+    assert cli("usage", "import", str(path)).exit_code == 0
+    again = cli("usage", "import", str(path), "--batch-size", "7")
+    assert again.exit_code == 0
+    assert report(again) == {"read": 200, "inserted": 0, "duplicates": 200, "rejected": 0}
+    assert deltas(client, org, START, END) == expected_deltas(events, START, END)
+
+
+@pytest.mark.parametrize("batch_size", ["3", "10000"])
+def test_a_duplicate_inside_one_file_counts_once_and_the_first_wins(
+    client, org, cli, tmp_path, batch_size
+):
+    events = make_events(random.Random(5), [k.id for k in org.clinic_keys], DAYS, 10)
+    twin = dict(events[1].record, tokens=999_999, stt_duration=999)  # same event_id
+    lines = [json.dumps(e.record) for e in events] + [json.dumps(twin)]
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    result = cli("usage", "import", str(tmp_path / "d.jsonl"), "--batch-size", batch_size)
+    assert result.exit_code == 0, result.output
+    assert report(result) == {"read": 11, "inserted": 10, "duplicates": 1, "rejected": 0}
+    assert deltas(client, org, START, END) == expected_deltas(events, START, END)
+
+
+def good(org, **changes) -> dict:
+    record = {
+        "event_id": uuid.uuid4().hex,
+        "api_key_id": org.clinic_keys[0].id,
+        "occurred_at": "2024-03-04T08:00:00+02:00",
+        "tokens": 10,
+        "stt_duration": 5,
+        "usage": 2,
+    }
+    record.update(changes)
+    return {k: v for k, v in record.items() if v is not ...}
+
+
+BAD_LINES = {
+    "not json": lambda org: "{oops",
+    "not an object": lambda org: "[1, 2, 3]",
+    "no event_id": lambda org: json.dumps(good(org, event_id=...)),
+    "no api_key_id": lambda org: json.dumps(good(org, api_key_id=...)),
+    "no occurred_at": lambda org: json.dumps(good(org, occurred_at=...)),
+    "no tokens": lambda org: json.dumps(good(org, tokens=...)),
+    "no stt_duration": lambda org: json.dumps(good(org, stt_duration=...)),
+    "unknown field": lambda org: json.dumps(good(org, usgae=3)),
+    "tokens float": lambda org: json.dumps(good(org, tokens=1.5)),
+    "tokens string": lambda org: json.dumps(good(org, tokens="10")),
+    "tokens bool": lambda org: json.dumps(good(org, tokens=True)),
+    "tokens negative": lambda org: json.dumps(good(org, tokens=-1)),
+    "tokens 2^53": lambda org: json.dumps(good(org, tokens=2**53)),
+    "stt 2^53": lambda org: json.dumps(good(org, stt_duration=2**53)),
+    "usage 2^31": lambda org: json.dumps(good(org, usage=2**31)),
+    "event_id empty": lambda org: json.dumps(good(org, event_id="")),
+    "event_id 201": lambda org: json.dumps(good(org, event_id="e" * 201)),
+    "event_id number": lambda org: json.dumps(good(org, event_id=12345)),
+    "api_key_id not uuid": lambda org: json.dumps(good(org, api_key_id="key-1")),
+    "api_key_id of no key": lambda org: json.dumps(good(org, api_key_id=str(uuid.uuid4()))),
+    "no offset": lambda org: json.dumps(good(org, occurred_at="2024-03-04T08:00:00")),
+    "date only": lambda org: json.dumps(good(org, occurred_at="2024-03-04")),
+    "impossible date": lambda org: json.dumps(good(org, occurred_at="2024-02-30T08:00:00Z")),
+    "hour 24": lambda org: json.dumps(good(org, occurred_at="2024-03-04T24:00:00Z")),
+    "epoch seconds": lambda org: json.dumps(good(org, occurred_at=1709539200)),
+}
+
+
+def test_rejected_lines_are_named_and_the_valid_ones_imported(client, org, console, tmp_path):
+    valid = [good(org, tokens=100 + n) for n in range(5)]
+    lines: list[tuple[bytes, str]] = [
+        (make(org).encode(), name) for name, make in BAD_LINES.items()
+    ]
+    lines += [(json.dumps(record).encode(), "valid") for record in valid]
+    lines.insert(3, (b"", "blank"))  # skipped, and not counted as read
+    lines.insert(9, (b'{"event_id": "\xff"}', "invalid UTF-8"))
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(content for content, _ in lines) + b"\n")
+    ran = console("usage", "import", str(path))
+
+    assert ran.returncode == 1
+    stderr = ran.stderr.decode()
+    assert "Traceback" not in stderr
+    rejected_lines = {n for n, (_, kind) in enumerate(lines, 1) if kind not in ("valid", "blank")}
+    named = {
+        int(line.split(":")[0].removeprefix("line "))
+        for line in stderr.splitlines()
+        if line.startswith("line ")
+    }
+    assert named == rejected_lines
+    assert json.loads(ran.stdout) == {
+        "read": len(lines) - 1,
+        "inserted": len(valid),
+        "duplicates": 0,
+        "rejected": len(rejected_lines),
+    }
+    unknown_key = next(n for n, (_, kind) in enumerate(lines, 1) if kind == "api_key_id of no key")
+    assert f"line {unknown_key}: api_key_id" in stderr
+    assert deltas(client, org, START, END) == {
+        "2024-03-04": {"tokens": sum(r["tokens"] for r in valid), "usage": 10, "stt_duration": 25}
+    }
+
+
+def test_revoked_keys_events_are_imported(client, org, cli, tmp_path, services):
+    from service import admin
+
+    key = org.clinic_keys[1]
+    admin.revoke_api_key(services.db, uuid.UUID(key.id))
+    events = make_events(random.Random(6), [key.id], DAYS, 40)
+    assert cli("usage", "import", str(write_jsonl(tmp_path / "r.jsonl", events))).exit_code == 0
+    assert deltas(client, org, START, END) == expected_deltas(events, START, END)
+    assert deltas(client, org, START, END, key.id) == expected_deltas(events, START, END)
+
+
+def test_each_event_lands_on_its_own_organisation(client, make_org, cli, tmp_path):
+    a, b = make_org(), make_org()
+    rng = random.Random(7)
+    events = make_events(rng, [a.clinic_keys[0].id, b.clinic_keys[0].id, b.root.id], DAYS, 300)
+    assert cli("usage", "import", str(write_jsonl(tmp_path / "ab.jsonl", events))).exit_code == 0
+    of_a = [e for e in events if e.api_key_id == a.clinic_keys[0].id]
+    of_b = [e for e in events if e not in of_a]
+    assert deltas(client, a, START, END) == expected_deltas(of_a, START, END)
+    assert deltas(client, b, START, END) == expected_deltas(of_b, START, END)
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("event_id,api_key_id,occurred_at,tokens,stt_duration,usage,extra", "unknown field"),
+        ("event_id,api_key_id,occurred_at,tokens", "missing required field"),
+        ("", "no header"),
+        ("event_id,event_id,api_key_id,occurred_at,tokens,stt_duration", "twice"),
+    ],
+)
+def test_a_csv_with_a_bad_header_imports_nothing(console, org, tmp_path, header, reason):
+    row = f"{uuid.uuid4().hex},{org.clinic_keys[0].id},2024-03-01T00:00:00Z,1,1,1,1"
+    path = tmp_path / "bad.csv"
+    path.write_text(f"{header}\n{row}\n" if header else "")
+    ran = console("usage", "import", str(path))
+    assert ran.returncode == 1
+    stderr = ran.stderr.decode().strip()
+    assert reason in stderr and "\n" not in stderr and "Traceback" not in stderr
+
+
+def test_a_missing_file_is_bad_usage(console, tmp_path):
+    ran = console("usage", "import", str(tmp_path / "nope.jsonl"))
+    assert ran.returncode == 2
+    assert "Traceback" not in ran.stderr.decode()
+
+
+def test_an_interrupted_import_leaves_whole_batches_and_a_re_run_finishes_exactly(
+    client, org, services, settings, tmp_path
+):
+    prefix = uuid.uuid4().hex
+    events = make_events(random.Random(8), [k.id for k in org.clinic_keys], DAYS, 60_000, prefix)
+    path = write_jsonl(tmp_path / "big.jsonl", events)
+    script = Path(sys.executable).with_name("scrubs-analytics")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+    }
+    args = [str(script), "usage", "import", str(path), "--batch-size", "1000"]
+
+    def committed() -> int:
+        with services.db.connection() as conn:
+            return conn.execute(
+                "SELECT count(*) FROM usage_events WHERE event_id LIKE %s", (prefix + "-%",)
+            ).fetchone()[0]
+
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while committed() < 3000 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    partial = committed()
+    assert 0 < partial < len(events), "killed mid-import"
+    assert partial % 1000 == 0, "a batch is committed whole or not at all"
+
+    rerun = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    summary = json.loads(rerun.stdout)
+    assert summary["read"] == len(events)
+    assert summary["duplicates"] == partial
+    assert summary["inserted"] == len(events) - partial
+    assert deltas(client, org, START, END) == expected_deltas(events, START, END)
