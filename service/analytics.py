@@ -68,7 +68,7 @@ def daily_usage(
         return _from_sql(services, scope, days)
     uncached = cached.missing + [day for day in days if day > today]
     if not uncached:
-        return [cached.found[day] for day in days]
+        return [cached.found[day] for day in days if day in cached.found]
     lease = _lease(services, scope, cached.missing, today)
     fetched = _from_sql(services, scope, sorted(uncached))
     _fill(services, lease, scope, fetched, today)

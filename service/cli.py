@@ -197,7 +197,8 @@ def cache_warm(start, end, organisation_id) -> None:
     if start > end:
         raise click.BadParameter("--start must be on or before --end", param_hint="--start")
     with _progress_bar(services(), organisation_id) as advance:
-        emit(warming.warm(services(), start, end, organisation_id, on_progress=advance))
+        summary = warming.warm(services(), start, end, organisation_id, on_progress=advance)
+    emit(summary)
 
 
 @cache_group.command("clear")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -78,19 +77,32 @@ class Layout:
             return f"{LAYOUT_VERSION}:{self.namespace}:*"
         return self.organisation_prefix(organisation_id) + "*"
 
-    def bucket(self, scope: Scope, day: date, today: date) -> str:
+    def scope_prefix(self, scope: Scope) -> str:
         owner = "org" if scope.api_key_id is None else f"key:{scope.api_key_id}"
-        base = self.organisation_prefix(scope.organisation_id) + owner
+        return self.organisation_prefix(scope.organisation_id) + owner
+
+    def bucket(self, scope: Scope, day: date, today: date) -> str:
+        base = self.scope_prefix(scope)
         if day >= today:
             return f"{base}:d:{day.isoformat()}"
         return f"{base}:m:{day.year:04d}-{day.month:02d}"
 
     def buckets(self, scope: Scope, days: Iterable[date], today: date) -> dict[str, list[date]]:
-        """The buckets the cacheable days live in (days after `today` are not cacheable)."""
-        found: dict[str, list[date]] = defaultdict(list)
+        """The buckets the cacheable days live in (days after `today` are not cacheable).
+        Called for every request: names are built once per bucket, not once per day."""
+        base = self.scope_prefix(scope)
+        found: dict[str, list[date]] = {}
+        month = None
+        members: list[date] = []
         for day in days:
-            if day <= today:
-                found[self.bucket(scope, day, today)].append(day)
+            if day >= today:
+                if day == today:
+                    found[f"{base}:d:{day.isoformat()}"] = [day]
+                continue
+            if (day.year, day.month) != month:
+                month = (day.year, day.month)
+                members = found.setdefault(f"{base}:m:{day.year:04d}-{day.month:02d}", [])
+            members.append(day)
         return found
 
 
@@ -113,8 +125,8 @@ def decode(day: date, value: bytes) -> DayUsage:
 
 @dataclass
 class CacheRead:
-    found: dict[date, DayUsage]
-    missing: list[date]
+    found: dict[date, DayUsage]  # cached days that had usage
+    missing: list[date]  # cacheable days not in the cache (cached days without usage are neither)
 
 
 @dataclass
@@ -211,7 +223,7 @@ class RollupCache:
             for day, value in zip(bucket_days, values, strict=True):
                 if value is None:
                     missing.append(day)
-                else:
+                elif value != EMPTY:
                     found[day] = decode(day, value)
         return CacheRead(found, missing)
 
