@@ -229,7 +229,7 @@ def demo_seed() -> None:
     """Create (or refresh) the demo organisation and its usage; print a working curl line."""
     result = seed_demo(services())
     emit(result)
-    click.echo(f"\nTry it (the server must be running):\n\n{result['curl']}\n", err=True)
+    click.echo(f"\nOnce gunicorn is listening, try:\n\n{result['curl']}\n", err=True)
 
 
 COMMAND_GROUPS = (

@@ -212,19 +212,17 @@ def test_usage_import_exit_statuses(console, org, tmp_path):
 
 
 def test_demo_seed_is_idempotent_and_its_curl_key_works(console, client, services):
+    def counts() -> tuple:
+        with services.db.connection() as conn:
+            return conn.execute(
+                "SELECT (SELECT count(*) FROM usage_events), (SELECT count(*) FROM api_keys),"
+                " (SELECT count(*) FROM organisations)"
+            ).fetchone()
+
     first = ok(console("demo", "seed"))
-    with services.db.connection() as conn:
-        counts = conn.execute(
-            "SELECT (SELECT count(*) FROM usage_events), (SELECT count(*) FROM api_keys),"
-            " (SELECT count(*) FROM organisations)"
-        ).fetchone()
+    after_first = counts()
     second = ok(console("demo", "seed"))
-    with services.db.connection() as conn:
-        again = conn.execute(
-            "SELECT (SELECT count(*) FROM usage_events), (SELECT count(*) FROM api_keys),"
-            " (SELECT count(*) FROM organisations)"
-        ).fetchone()
-    assert again == counts
+    assert counts() == after_first
     assert second["events"]["inserted"] == 0
     assert second["organisation_id"] == first["organisation_id"]
     assert second["provider_id"] == "demo-provider"

@@ -25,15 +25,19 @@ def usage(day: date, tokens: int) -> DayUsage:
     return DayUsage(day, tokens, tokens % 7, tokens % 11)
 
 
+def cache_on(server: fakeredis.FakeServer | None = None, **overrides) -> RollupCache:
+    options = {
+        "namespace": "testdb",
+        "ttl_seconds": 3600,
+        "today_ttl_seconds": 60,
+        "lease_ms": 10_000,
+    }
+    return RollupCache(fakeredis.FakeRedis(server=server), **(options | overrides))
+
+
 @pytest.fixture()
 def cache() -> RollupCache:
-    return RollupCache(
-        fakeredis.FakeRedis(),
-        namespace="testdb",
-        ttl_seconds=3600,
-        today_ttl_seconds=60,
-        lease_ms=10_000,
-    )
+    return cache_on()
 
 
 def test_every_key_of_an_organisation_shares_its_hash_tag():
@@ -156,16 +160,7 @@ def test_clear_drops_one_organisation_and_keeps_the_others(cache):
 
 def test_namespaces_keep_two_databases_apart():
     server = fakeredis.FakeServer()
-    a, b = (
-        RollupCache(
-            fakeredis.FakeRedis(server=server),
-            namespace=name,
-            ttl_seconds=60,
-            today_ttl_seconds=60,
-            lease_ms=1000,
-        )
-        for name in ("db_a", "db_b")
-    )
+    a, b = (cache_on(server, namespace=name) for name in ("db_a", "db_b"))
     day = date(2024, 2, 1)
     a.fill(a.lease([(Scope(ORG), [day])], TODAY), {Scope(ORG): {day: usage(day, 9)}}, TODAY)
     assert b.read(Scope(ORG), [day], TODAY).missing == [day]
@@ -174,15 +169,7 @@ def test_namespaces_keep_two_databases_apart():
 def test_redis_failures_open_the_breaker_and_are_reported_as_unavailable():
     server = fakeredis.FakeServer()
     server.connected = False
-    cache = RollupCache(
-        fakeredis.FakeRedis(server=server),
-        namespace="db",
-        ttl_seconds=60,
-        today_ttl_seconds=60,
-        lease_ms=1000,
-        breaker_failures=2,
-        breaker_reset_seconds=60,
-    )
+    cache = cache_on(server, breaker_failures=2, breaker_reset_seconds=60)
     day = date(2024, 2, 1)
     for _ in range(2):
         assert cache.available
@@ -196,15 +183,7 @@ def test_redis_failures_open_the_breaker_and_are_reported_as_unavailable():
 
 def test_the_breaker_lets_a_trial_through_after_its_reset_timeout():
     server = fakeredis.FakeServer()
-    cache = RollupCache(
-        fakeredis.FakeRedis(server=server),
-        namespace="db",
-        ttl_seconds=60,
-        today_ttl_seconds=60,
-        lease_ms=1000,
-        breaker_failures=1,
-        breaker_reset_seconds=0.2,
-    )
+    cache = cache_on(server, breaker_failures=1, breaker_reset_seconds=0.2)
     day = date(2024, 2, 1)
     server.connected = False
     with pytest.raises(CacheUnavailable):
