@@ -15,7 +15,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Wire the service; nothing connects here: pools open in each worker on first use."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # One byte over the limit, so that a chunked body of exactly the limit reads whole and
+    # a longer one shows as longer (service/api/body.py answers it as invalid_request).
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.extensions["scrubs"] = Services.from_settings(settings)
     register_api(app)
     register_commands(app)
