@@ -9,11 +9,13 @@ from service.api import register_api
 from service.api.body import MAX_BODY_BYTES
 from service.cli import register_commands
 from service.context import Services
+from service.logs import configure_logging
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Wire the service; nothing connects here: pools open in each worker on first use."""
     settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
     app = Flask(__name__)
     # One byte over the limit, so that a chunked body of exactly the limit reads whole and
     # a longer one shows as longer (service/api/body.py answers it as invalid_request).

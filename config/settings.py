@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from psycopg.conninfo import conninfo_to_dict
 
 DEFAULT_DATABASE_URL = "postgresql:///scrubs_analytics"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -22,11 +26,13 @@ class Settings:
     max_range_days: int = 366
     bind: str = "127.0.0.1:8000"
     web_concurrency: int = field(default_factory=lambda: default_workers())
+    web_threads: int = 4
     log_level: str = "INFO"
     db_pool_max_size: int = 4
     db_statement_timeout_ms: int = 5000
     redis_timeout_ms: int = 200
     cache_namespace: str = ""  # empty: the database name, so databases never share figures
+    metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: where the processes' samples meet
     cache_ttl_seconds: int = 7 * 24 * 3600
     cache_today_ttl_seconds: int = 60
     cache_lease_ms: int = 10_000
@@ -43,6 +49,26 @@ class Settings:
     @property
     def cache_enabled(self) -> bool:
         return bool(self.redis_url)
+
+    @property
+    def database_name(self) -> str:
+        """The database's name, made safe for file and key names ("default" if none)."""
+        name = str(conninfo_to_dict(self.database_url).get("dbname") or "")
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "default"
+
+    @property
+    def cache_key_namespace(self) -> str:
+        """CACHE_NAMESPACE, else the database's name: two databases sharing one Redis must
+        never read each other's figures (their organisation ids may be the same)."""
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.cache_namespace) or self.database_name
+
+    @property
+    def metrics_directory(self) -> str:
+        """Where the processes serving (and importing into) this database leave their
+        metric samples: PROMETHEUS_MULTIPROC_DIR, else a directory named after the database."""
+        return self.metrics_dir or os.path.join(
+            tempfile.gettempdir(), f"scrubs-analytics-metrics-{self.database_name}"
+        )
 
     @property
     def base_url(self) -> str:
@@ -64,6 +90,7 @@ class Settings:
             max_range_days=_positive_int(env, "MAX_RANGE_DAYS", defaults.max_range_days),
             bind=env.get("BIND", "").strip() or defaults.bind,
             web_concurrency=_positive_int(env, "WEB_CONCURRENCY", defaults.web_concurrency),
+            web_threads=_positive_int(env, "WEB_THREADS", defaults.web_threads),
             log_level=_log_level(env, defaults.log_level),
             db_pool_max_size=_positive_int(env, "DB_POOL_MAX_SIZE", defaults.db_pool_max_size),
             db_statement_timeout_ms=_positive_int(
@@ -71,6 +98,7 @@ class Settings:
             ),
             redis_timeout_ms=_positive_int(env, "REDIS_TIMEOUT_MS", defaults.redis_timeout_ms),
             cache_namespace=env.get("CACHE_NAMESPACE", "").strip(),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
             cache_ttl_seconds=_positive_int(env, "CACHE_TTL_SECONDS", defaults.cache_ttl_seconds),
             cache_today_ttl_seconds=_positive_int(
                 env, "CACHE_TODAY_TTL_SECONDS", defaults.cache_today_ttl_seconds
@@ -86,7 +114,8 @@ class Settings:
 
 
 def default_workers() -> int:
-    return 2 * (os.cpu_count() or 1) + 1
+    """One gthread worker per core and one more (see README, "Worker class")."""
+    return (os.cpu_count() or 1) + 1
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -7,18 +7,19 @@ Figures come from the rollup cache where it holds them and from one SQL query fo
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 from schemas.usage_event import UUID_TEXT
-from service import invalidation, repository
+from service import invalidation, metrics, repository
 from service.context import Services
 from service.domain import ApiKeyInfo, DayUsage, Principal, UsageQuery, UsageSummary
 from service.errors import ApiKeyNotFound, ApiKeyOutsideOrganisation
 from service.rollup_cache import CacheUnavailable, Lease, Scope
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("scrubs.cache")
 
 
 def utc_today() -> date:
@@ -66,6 +67,8 @@ def daily_usage(
         cached = cache.read(scope, days, today)
     except CacheUnavailable:
         return _from_sql(services, scope, days)
+    metrics.CACHE_DAYS.labels("hit").inc(len(days) - len(cached.missing))
+    metrics.CACHE_DAYS.labels("miss").inc(len(cached.missing))
     uncached = cached.missing + [day for day in days if day > today]
     if not uncached:
         return [cached.found[day] for day in days if day in cached.found]
@@ -77,9 +80,14 @@ def daily_usage(
 
 
 def _from_sql(services: Services, scope: Scope, days: list[date]) -> list[DayUsage]:
+    started = time.perf_counter()
     if scope.api_key_id is None:
-        return services.db.read(repository.organisation_daily_usage, scope.organisation_id, days)
-    return services.db.read(repository.key_daily_usage, scope.api_key_id, days)
+        found = services.db.read(repository.organisation_daily_usage, scope.organisation_id, days)
+    else:
+        found = services.db.read(repository.key_daily_usage, scope.api_key_id, days)
+    kind = "organisation" if scope.api_key_id is None else "key"
+    metrics.SQL_FIGURES_SECONDS.labels(kind).observe(time.perf_counter() - started)
+    return found
 
 
 def _lease(services: Services, scope: Scope, missing: list[date], today: date) -> Lease | None:
@@ -97,7 +105,8 @@ def _fill(
         return
     assert services.cache is not None
     with suppress(CacheUnavailable):  # the figures are served all the same; the next reader fills
-        services.cache.fill(lease, {scope: {day.day: day for day in fetched}}, today)
+        written = services.cache.fill(lease, {scope: {day.day: day for day in fetched}}, today)
+        metrics.CACHE_FILLED_DAYS.inc(written)
 
 
 def _deliver_pending(services: Services, organisation_id: UUID) -> None:

@@ -7,7 +7,10 @@ one line on stderr and exit status 1; bad usage is exit status 2 (click's own).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -17,7 +20,7 @@ import redis
 from flask import current_app
 from flask.cli import AppGroup, FlaskGroup
 
-from config.settings import SettingsError
+from config.settings import Settings, SettingsError
 from service import admin, ingest, warming
 from service.admin import AdminError
 from service.context import Services
@@ -26,11 +29,35 @@ from service.demo import seed_demo
 from service.ingest import ImportFailed
 from service.rollup_cache import CacheUnavailable
 
+command_log = logging.getLogger("scrubs.command")
+
 
 class Commands(AppGroup):
-    """A group whose commands run in the app context and fail in one line, never a traceback."""
+    """A group whose commands run in the app context and fail in one line, never a traceback.
+    Each command leaves a JSON log line at DEBUG: stderr otherwise carries only the human
+    messages the contract promises (one line on a handled failure)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = self._invoke(ctx)
+            outcome = "ok"
+            return result
+        except click.exceptions.Exit as leaving:
+            outcome = "ok" if leaving.exit_code == 0 else "failed"
+            raise
+        finally:
+            command_log.debug(
+                "command",
+                extra={
+                    "command": " ".join(ctx.command_path.split()[1:]) or ctx.command_path,
+                    "outcome": outcome,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (AdminError, ImportFailed) as failure:
@@ -249,9 +276,17 @@ def register_commands(app: Any) -> None:
         app.cli.add_command(group)
 
 
+def _share_metrics_with_the_server(settings: Settings) -> None:
+    """When gunicorn serves this database on this host, count this command's imports in its
+    metrics: samples go to the directory its workers share (read by GET /metrics)."""
+    if os.path.isdir(settings.metrics_directory):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_directory
+
+
 def main() -> None:
     """The `scrubs-analytics` console script: a Flask CLI group bound to the app factory."""
     try:
+        _share_metrics_with_the_server(Settings.from_env())
         from app import create_app  # the factory lives at the top of the project
 
         cli = FlaskGroup(

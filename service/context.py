@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-
-from psycopg.conninfo import conninfo_to_dict
 
 from config.settings import Settings
 from service.db import Database
@@ -40,19 +37,10 @@ def _cache(settings: Settings) -> RollupCache | None:
         return None
     return RollupCache(
         redis_client(settings.redis_url, settings.redis_timeout_ms),
-        namespace=cache_namespace(settings),
+        namespace=settings.cache_key_namespace,
         ttl_seconds=settings.cache_ttl_seconds,
         today_ttl_seconds=settings.cache_today_ttl_seconds,
         lease_ms=settings.cache_lease_ms,
         breaker_failures=settings.cache_breaker_failures,
         breaker_reset_seconds=settings.cache_breaker_reset_seconds,
     )
-
-
-def cache_namespace(settings: Settings) -> str:
-    """CACHE_NAMESPACE, else the database's name: two databases sharing one Redis must never
-    read each other's figures (their organisation ids may be the same, say the demo's)."""
-    chosen = settings.cache_namespace or str(
-        conninfo_to_dict(settings.database_url).get("dbname") or ""
-    )
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", chosen) or "default"

@@ -21,7 +21,7 @@ from schemas.usage_event import (
     event_from_csv,
     event_from_json,
 )
-from service import invalidation, repository
+from service import invalidation, metrics, repository
 from service.context import Services
 
 DEFAULT_BATCH_SIZE = 10_000
@@ -151,6 +151,7 @@ def import_events(
                     invalidation.deliver(services, pending, conn)
                 report.read += len(batch)
                 report.rejected += len(batch) - len(events)
+                metrics.IMPORTED_EVENTS.labels("rejected").inc(len(batch) - len(events))
                 if on_batch is not None:
                     on_batch(report)
     except ImportFailed as failure:
@@ -187,7 +188,11 @@ def _commit_batch(
             ) from None
     for number, api_key_id in unknown:
         on_rejected(number, f"api_key_id {api_key_id} names no API key")
+    duplicates = len(events) - len(unknown) - inserted
     report.rejected += len(unknown)
     report.inserted += inserted
-    report.duplicates += len(events) - len(unknown) - inserted
+    report.duplicates += duplicates
+    metrics.IMPORTED_EVENTS.labels("inserted").inc(inserted)
+    metrics.IMPORTED_EVENTS.labels("duplicate").inc(duplicates)
+    metrics.IMPORTED_EVENTS.labels("rejected").inc(len(unknown))
     return pending

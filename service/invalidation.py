@@ -15,7 +15,7 @@ from uuid import UUID
 
 import psycopg
 
-from service import repository
+from service import metrics, repository
 from service.context import Services
 from service.repository import PendingInvalidation
 from service.rollup_cache import CacheUnavailable
@@ -39,9 +39,10 @@ def deliver(
     if services.cache is None or not pending:
         return False
     try:
-        services.cache.invalidate(touched(pending))
+        forgotten = services.cache.invalidate(touched(pending))
     except CacheUnavailable:
         return False
+    metrics.CACHE_INVALIDATED_DAYS.inc(forgotten)
     ids = [row.id for row in pending]
     if conn is not None:
         repository.forget_invalidations(conn, ids)

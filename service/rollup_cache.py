@@ -35,6 +35,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from service import metrics
 from service.domain import DayUsage
 
 T = TypeVar("T")
@@ -158,6 +159,11 @@ def ping(client: redis.Redis) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+class _BreakerGauge(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb, old_state, new_state) -> None:
+        metrics.CACHE_BREAKER_OPEN.set(1 if new_state.name == pybreaker.STATE_OPEN else 0)
+
+
 class RollupCache:
     """Every Redis command of the service. Each raises CacheUnavailable, never a redis
     error; the breaker (one per process) stops calls while Redis keeps failing."""
@@ -184,6 +190,7 @@ class RollupCache:
             fail_max=breaker_failures,
             reset_timeout=breaker_reset_seconds,
             state_storage=self._breaker_state,
+            listeners=[_BreakerGauge()],
             name="redis",
         )
         self._fill = client.register_script(FILL_SCRIPT)
@@ -203,6 +210,7 @@ class RollupCache:
         try:
             return self.breaker.call(operation)
         except (redis.RedisError, pybreaker.CircuitBreakerError) as problem:
+            metrics.CACHE_UNAVAILABLE.inc()
             raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
 
     def read(self, scope: Scope, days: list[date], today: date) -> CacheRead:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from schemas.analytics import UsageAnalyticsRequest
 from service.analytics import usage_for_range
 from service.api.body import load_with, read_json_object
-from service.api.http import json_response, services
+from service.api.http import json_response, note_organisation, services
 from service.auth import authenticate, require_root
 from service.domain import UsageQuery
 
@@ -30,6 +30,7 @@ def usage_analytics() -> Response:
     principal = authenticate(
         service.db, request.headers.get(PROVIDER_HEADER), request.headers.get(API_KEY_HEADER)
     )
+    note_organisation(principal.organisation_id)
     require_root(principal)
     schema = request_schema(service.settings.max_range_days)
     body = load_with(schema, read_json_object(request))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -13,6 +14,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
+from service import metrics
 from service.context import Services
 from service.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -26,7 +28,8 @@ from service.errors import (
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 
-log = logging.getLogger("service.api")
+request_log = logging.getLogger("scrubs.request")
+error_log = logging.getLogger("scrubs.error")
 
 
 def services() -> Services:
@@ -73,17 +76,46 @@ def _handle_http_exception(error: HTTPException) -> Response:
 
 
 def _handle_unexpected(error: Exception) -> Response:
-    log.error(
+    error_log.error(
         "unexpected failure",
         exc_info=error,
-        extra={"request_id": request_id(), "route": request.url_rule and request.url_rule.rule},
+        extra={"request_id": request_id(), "route": _route()},
     )
     return problem_response(InternalError())
 
 
-def _set_common_headers(response: Response) -> Response:
+def _route() -> str:
+    """The matched rule, never the raw path: a bounded set of labels."""
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
+def note_organisation(organisation_id: object) -> None:
+    """Who the request turned out to be for, for its log line."""
+    g.organisation_id = str(organisation_id)
+
+
+def _start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id()
     response.headers["Cache-Control"] = "no-store"
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    route, status = _route(), str(response.status_code)
+    metrics.REQUESTS.labels(route, request.method, status).inc()
+    metrics.REQUEST_SECONDS.labels(route, status).observe(seconds)
+    request_log.info(
+        "request",
+        extra={
+            "request_id": request_id(),
+            "method": request.method,
+            "route": route,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 3),
+            "organisation_id": g.get("organisation_id"),
+        },
+    )
     return response
 
 
@@ -91,4 +123,5 @@ def install_http_conventions(app: Flask) -> None:
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
-    app.after_request(_set_common_headers)
+    app.before_request(_start_clock)
+    app.after_request(_finish)
