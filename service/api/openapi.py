@@ -138,8 +138,11 @@ def openapi_document(max_range_days: int = 366) -> dict[str, Any]:
                         "in": "header",
                         "name": "X-Request-ID",
                         "required": False,
-                        "schema": {"type": "string", "maxLength": 128},
-                        "description": "Echoed back; generated when absent or unusable.",
+                        "schema": {"type": "string"},
+                        "description": (
+                            "Echoed back when it is 1-128 printable ASCII characters; "
+                            "otherwise the response carries a new one."
+                        ),
                     }
                 ],
                 "requestBody": {

@@ -32,6 +32,7 @@ def server(settings, tmp_path_factory):
         "REDIS_URL": settings.redis_url,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
