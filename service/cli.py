@@ -51,7 +51,7 @@ class Commands(AppGroup):
             command_log.debug(
                 "command",
                 extra={
-                    "command": " ".join(ctx.command_path.split()[1:]) or ctx.command_path,
+                    "command": f"{ctx.info_name} {ctx.invoked_subcommand or ''}".strip(),
                     "outcome": outcome,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import psycopg
 from psycopg.adapt import Loader
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 T = TypeVar("T")
 
@@ -104,6 +104,8 @@ class Database:
         try:
             with self.connection() as conn:
                 return query(conn, *args)
+        except PoolTimeout:
+            raise  # no connection to be had: trying again would only double the wait
         except psycopg.OperationalError:
             if not self.pooled:
                 raise

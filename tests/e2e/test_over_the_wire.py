@@ -41,3 +41,40 @@ def test_a_chunked_body_over_16_kib_is_invalid_request(server, org):
     assert status == 400
     assert body["code"] == "invalid_request"
     assert "16384" in body["detail"]
+
+
+def raw_exchange(server, payload: bytes) -> bytes:
+    import socket
+
+    address = urlsplit(server["base_url"])
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(payload)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: v\r\n" % n for n in range(60))
+            + b"\r\n",
+            b"431",
+        ),
+    ],
+    ids=["request-line", "header-size", "uri-length", "header-count"],
+)
+def test_http_the_server_cannot_parse_still_gets_a_problem(server, payload, status):
+    answer = raw_exchange(server, payload)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == status
+    assert b"Content-Type: application/problem+json" in head
+    problem = json.loads(body)
+    assert str(problem["status"]).encode() == status
+    assert b"X-Request-ID: " + problem["request_id"].encode() in head

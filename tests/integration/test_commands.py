@@ -242,3 +242,19 @@ def test_demo_seed_is_idempotent_and_its_curl_key_works(console, client, service
     answer = ask(second["root_key_secret"])
     assert answer.status_code == 200
     assert answer.get_json()["total"]["usage"] > 0
+
+
+def test_commands_leave_a_json_log_line_at_debug_and_keep_stderr_human_otherwise(console):
+    quiet = console("org", "create", "--name", "Logged")
+    assert quiet.returncode == 0 and quiet.stderr == b""
+    loud = console("org", "create", "--name", "Logged", extra_env={"LOG_LEVEL": "DEBUG"})
+    assert loud.returncode == 0
+    entries = [
+        json.loads(line) for line in loud.stderr.decode().splitlines() if line.startswith("{")
+    ]
+    command = [e for e in entries if e.get("logger") == "scrubs.command"]
+    assert command and command[0]["command"] == "org create" and command[0]["outcome"] == "ok"
+    created = console(
+        "key", "create", "--org", ok(loud)["id"], "--name", "k", extra_env={"LOG_LEVEL": "DEBUG"}
+    )
+    assert json.loads(created.stdout)["secret"] not in created.stderr.decode()
