@@ -1,0 +1,97 @@
+"""UsageSummary.as_json, the 200 body (CONTRACT §1 "Success"): exact sums, and a shape the
+response schema accepts, org-wide and for one key."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from schemas.analytics import UsageAnalyticsResponse
+from service.domain import ApiKeyInfo, DayUsage, UsageSummary
+
+DAYS = [
+    DayUsage(date(2024, 1, 15), tokens=1_000_000, usage=25, stt_duration=30),
+    DayUsage(date(2024, 1, 16), tokens=800_000, usage=20, stt_duration=25),
+    DayUsage(date(2024, 2, 29), tokens=0, usage=0, stt_duration=7),
+]
+BIG = 2**62 + 1  # far past the integers a float holds exactly
+KEY = ApiKeyInfo(
+    id=uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
+    organisation_id=uuid.UUID("11111111-2222-4333-8444-555555555555"),
+    name="Front desk",
+    prefix="sk_live_ab12",
+    clinic_id=uuid.UUID("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"),
+    clinic_name="North Clinic",
+    is_root=False,
+    created_at=datetime(2024, 1, 15, 11, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2))),
+    revoked_at=None,
+)
+
+
+def test_org_wide_summary_sums_every_day_exactly():
+    body = UsageSummary(None, DAYS).as_json()
+    assert body == {
+        "api_key": None,
+        "total": {"stt_duration": 62, "tokens": 1_800_000, "usage": 45},
+        "deltas": {
+            "2024-01-15": {"tokens": 1_000_000, "usage": 25, "stt_duration": 30},
+            "2024-01-16": {"tokens": 800_000, "usage": 20, "stt_duration": 25},
+            "2024-02-29": {"tokens": 0, "usage": 0, "stt_duration": 7},
+        },
+    }
+    assert list(body["deltas"]) == ["2024-01-15", "2024-01-16", "2024-02-29"]
+
+
+def test_sums_of_big_figures_stay_exact_ints():
+    days = [DayUsage(date(2024, 1, 1) + timedelta(days=n), BIG, BIG, BIG) for n in range(3)]
+    total = UsageSummary(None, days).as_json()["total"]
+    assert total == {"stt_duration": 3 * BIG, "tokens": 3 * BIG, "usage": 3 * BIG}
+    assert all(type(value) is int for value in total.values())
+    assert total["tokens"] != int(float(BIG) * 3)
+
+
+def test_no_usage_gives_zeros_and_no_deltas():
+    assert UsageSummary(None, []).as_json() == {
+        "api_key": None,
+        "total": {"stt_duration": 0, "tokens": 0, "usage": 0},
+        "deltas": {},
+    }
+
+
+def test_a_key_summary_describes_the_key_in_utc():
+    described = UsageSummary(KEY, DAYS[:1]).as_json()["api_key"]
+    assert described == {
+        "id": "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+        "name": "Front desk",
+        "prefix": "sk_live_ab12",
+        "clinic_id": "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+        "clinic_name": "North Clinic",
+        "is_root": False,
+        "created_at": "2024-01-15T09:30:15Z",
+        "revoked_at": None,
+    }
+
+
+def test_a_revoked_key_summary_gives_revoked_at_in_utc():
+    revoked = datetime(2024, 3, 1, 0, 15, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    described = UsageSummary(replace(KEY, revoked_at=revoked), DAYS).as_json()["api_key"]
+    assert described["revoked_at"] == "2024-02-29T18:45:00Z"
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        UsageSummary(None, DAYS),
+        UsageSummary(None, []),
+        UsageSummary(KEY, DAYS),
+        UsageSummary(KEY, []),
+        UsageSummary(replace(KEY, revoked_at=datetime.now(UTC)), DAYS),
+        UsageSummary(None, [DayUsage(date(2024, 1, 1), BIG, BIG, BIG)]),
+    ],
+    ids=["org-wide", "org-wide-empty", "key", "key-empty", "revoked-key", "big"],
+)
+def test_the_body_validates_against_the_response_schema(summary):
+    assert UsageAnalyticsResponse().validate(summary.as_json()) == {}
