@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint clean
+.PHONY: install run test bench bench-small lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,16 @@ run: install
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The benchmarks of DESIGN.md on the standard dataset (5 million events; under 15 minutes
+# on 2 cores). Writes bench/results/latest.json and latest.png.
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-small: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python -m bench.run --small --duration 5 --output /tmp/scrubs-bench-small.json
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""Benchmarks of the service: dataset, load runs, report (`make bench`)."""
