@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import suppress
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 from schemas.usage_event import UUID_TEXT
@@ -53,7 +53,7 @@ def daily_usage(
     services: Services, scope: Scope, start: date, end: date, cache_pending: bool = False
 ) -> list[DayUsage]:
     """The scope's figures for every day of the range that has a rollup, ascending."""
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    days = list(map(date.fromordinal, range(start.toordinal(), end.toordinal() + 1)))
     cache = services.cache
     if cache is None or not cache.available:  # no cache, or Redis out: no time lost on it
         return _from_sql(services, scope, days)

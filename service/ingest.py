@@ -7,6 +7,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from typing import BinaryIO
@@ -138,8 +139,7 @@ def import_events(
     try:
         with services.db.connection() as conn:
             repository.create_event_stage(conn)
-            iterator = iter(lines)
-            while batch := list(islice(iterator, batch_size)):
+            for batch in _read_ahead(lines, batch_size):
                 events = []
                 for number, item in batch:
                     if isinstance(item, InvalidEvent):
@@ -159,6 +159,17 @@ def import_events(
         raise
     invalidation.replay(services)
     return report
+
+
+def _read_ahead(lines: Iterable[NumberedLine], batch_size: int) -> Iterator[list[NumberedLine]]:
+    """Batches of lines, each read and validated in a thread of its own while the one before
+    is being committed (the database wait releases the GIL): the two costs overlap."""
+    iterator = iter(lines)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-reader") as reader:
+        upcoming = reader.submit(lambda: list(islice(iterator, batch_size)))
+        while batch := upcoming.result():
+            upcoming = reader.submit(lambda: list(islice(iterator, batch_size)))
+            yield batch
 
 
 def _commit_batch(

@@ -72,16 +72,17 @@ def test_days_after_today_are_never_cacheable():
 
 def test_366_days_take_13_or_14_buckets_read_in_one_round_trip(cache, monkeypatch):
     range_ = days(TODAY - timedelta(days=365), 366)
-    calls = []
-    real_pipeline = cache.client.pipeline
+    commands = []
+    real = cache.client.execute_command
 
-    def counting_pipeline(*args, **kwargs):
-        calls.append(1)
-        return real_pipeline(*args, **kwargs)
+    def counting(*args, **kwargs):
+        commands.append(args[0])
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
+    cache.read(Scope(ORG), range_[:1], TODAY)  # loads the script once
+    monkeypatch.setattr(cache.client, "execute_command", counting)
     read = cache.read(Scope(ORG), range_, TODAY)
-    assert len(calls) == 1
+    assert commands == ["EVALSHA"]
     assert read.found == {} and read.missing == range_
     assert len(cache.layout.buckets(Scope(ORG), range_, TODAY)) in (13, 14)
 
@@ -115,7 +116,7 @@ def test_a_second_filler_gets_no_lease_while_the_first_holds_it(cache):
 def test_invalidation_voids_a_fill_in_progress(cache):
     day = date(2024, 2, 3)
     lease = cache.lease([(Scope(ORG), [day])], TODAY)
-    cache.invalidate([(ORG, KEY, day)])
+    cache.invalidate([(ORG, KEY, day)], TODAY)
     assert cache.fill(lease, {Scope(ORG): {day: usage(day, 5)}}, TODAY) == 0
     assert cache.read(Scope(ORG), [day], TODAY).missing == [day]
 
@@ -124,7 +125,7 @@ def test_invalidation_forgets_the_day_for_the_organisation_and_the_key_only(cach
     range_ = days(date(2024, 2, 1), 3)
     for scope in (Scope(ORG), Scope(ORG, KEY)):
         cache.fill(cache.lease([(scope, range_)], TODAY), {scope: {}}, TODAY)
-    cache.invalidate([(ORG, KEY, range_[1])])
+    cache.invalidate([(ORG, KEY, range_[1])], TODAY)
     for scope in (Scope(ORG), Scope(ORG, KEY)):
         assert cache.read(scope, range_, TODAY).missing == [range_[1]]
 
@@ -132,7 +133,7 @@ def test_invalidation_forgets_the_day_for_the_organisation_and_the_key_only(cach
 def test_invalidation_reaches_a_day_cached_while_it_was_today(cache):
     cache.fill(cache.lease([(Scope(ORG), [TODAY])], TODAY), {Scope(ORG): {}}, TODAY)
     tomorrow = TODAY + timedelta(days=1)
-    cache.invalidate([(ORG, KEY, TODAY)])
+    cache.invalidate([(ORG, KEY, TODAY)], tomorrow)
     assert cache.read(Scope(ORG), [TODAY], TODAY).missing == [TODAY]
     assert cache.read(Scope(ORG), [TODAY], tomorrow).missing == [TODAY]
 
@@ -194,3 +195,26 @@ def test_the_breaker_lets_a_trial_through_after_its_reset_timeout():
     assert cache.available
     assert cache.read(Scope(ORG), [day], TODAY).missing == [day]
     assert cache.breaker.current_state == "closed"
+
+
+def test_invalidation_sends_two_commands_a_bucket_however_many_days(cache, monkeypatch):
+    keys = [uuid.uuid4() for _ in range(50)]
+    past = days(date(2024, 1, 1), 31)  # one month, long before TODAY: month buckets only
+    sent = []
+    real_pipeline = cache.client.pipeline
+
+    def counting_pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+
+        def execute(*a, **k):
+            sent.append(len(pipe.command_stack))
+            return real_execute(*a, **k)
+
+        pipe.execute = execute
+        return pipe
+
+    monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
+    forgotten = cache.invalidate([(ORG, key, day) for key in keys for day in past], TODAY)
+    assert forgotten == 31 + 50 * 31
+    assert sent == [2 * (1 + 50)]
