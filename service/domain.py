@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 from uuid import UUID
 
 
@@ -24,8 +25,9 @@ class UsageQuery:
     api_key_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DayUsage:
+class DayUsage(NamedTuple):
+    """One day's figures (a tuple: there are hundreds in a response, made by the cache)."""
+
     day: date
     tokens: int
     usage: int
