@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench bench-small lint clean
+.PHONY: install run test soak bench bench-small lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ run: install
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The reliability scenarios again, each under a minute of load (about 10 minutes in all).
+soak: install
+	RELIABILITY_SECONDS=$${RELIABILITY_SECONDS:-60} $(BIN)/pytest -m reliability -s $(PYTEST_ARGS)
 
 # The benchmarks of DESIGN.md on the standard dataset (5 million events; under 15 minutes
 # on 2 cores). Writes bench/results/latest.json and latest.png.

@@ -12,10 +12,15 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import psycopg
+import pybreaker
 from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 T = TypeVar("T")
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """Postgres kept failing and the breaker is open: not even trying."""
 
 
 class IntegerNumericLoader(Loader):
@@ -27,6 +32,19 @@ class IntegerNumericLoader(Loader):
 
 def configure_connection(conn: psycopg.Connection) -> None:
     conn.adapters.register_loader("numeric", IntegerNumericLoader)
+
+
+class _FreshPoolForTrials(pybreaker.CircuitBreakerListener):
+    """A pool whose connections failed reconnects with a backoff that doubles each time,
+    which can keep it dead long after Postgres is back: each trial of the breaker (after
+    consecutive connection failures) gets a pool of its own that connects at once."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def state_change(self, cb, old_state, new_state) -> None:
+        if new_state.name == pybreaker.STATE_HALF_OPEN:
+            self.database.replace_pool()
 
 
 class Database:
@@ -53,6 +71,14 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        # Only a lost server counts against it: a query's own error is not an outage.
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=3,
+            reset_timeout=1,
+            exclude=[lambda error: not isinstance(error, psycopg.OperationalError)],
+            listeners=[_FreshPoolForTrials(self)],
+            name="postgres",
+        )
         self._pinger: ThreadPoolExecutor | None = None
         self._pinger_pid: int | None = None
         self._ping_in_flight = threading.Lock()
@@ -88,6 +114,15 @@ class Database:
         pool.open(wait=False)
         return pool
 
+    def replace_pool(self) -> None:
+        """A fresh pool, connecting at once; the old one is closed in the background."""
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                return
+            old, self._pool = self._pool, self._new_pool()
+        if old is not None:
+            threading.Thread(target=old.close, kwargs={"timeout": 5}, daemon=True).start()
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         """An autocommit connection; use `conn.transaction()` for several statements."""
@@ -100,15 +135,23 @@ class Database:
 
     def read(self, query: Callable[..., T], *args: object) -> T:
         """Run a read-only query function; after a lost connection (say Postgres restarted),
-        drop the pool's dead connections and try once more."""
+        drop the pool's dead connections and try once more. While Postgres keeps failing,
+        the breaker answers at once instead of letting every request wait for the pool."""
+        if not self.pooled:
+            with self.connection() as conn:
+                return query(conn, *args)
+        try:
+            return self.breaker.call(self._read_retrying_once, query, *args)
+        except pybreaker.CircuitBreakerError:
+            raise DatabaseUnavailable("Postgres has been failing; not trying for now") from None
+
+    def _read_retrying_once(self, query: Callable[..., T], *args: object) -> T:
         try:
             with self.connection() as conn:
                 return query(conn, *args)
         except PoolTimeout:
-            raise  # no connection to be had: trying again would only double the wait
+            raise  # trying again at once would only double the wait
         except psycopg.OperationalError:
-            if not self.pooled:
-                raise
             self.pool.check()
             with self.connection() as conn:
                 return query(conn, *args)
