@@ -1,0 +1,425 @@
+"""CONTRACT §1 "Checks, in this order": one test per row, then the order itself when several
+things are wrong at once (the first failing check answers), and revocation taking effect."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import pytest
+
+from service import admin
+
+PATH = "/api/v1/usage-analytics"
+KEY_HEADER = "X-Scrubs-Clinic-Api-Key"
+PROVIDER_HEADER = "X-Scrubs-Clinic-Provider"
+VALID_BODY = {"start_date": "2024-01-01", "end_date": "2024-01-31"}
+BAD_BODY = {"start_date": "2024-02-01", "end_date": "2024-01-01", "unexpected": 1}
+NOT_JSON = b"{this is not json"
+
+PROBLEMS = {
+    "authentication_failed": (401, "API key authentication failed."),
+    "invalid_provider": (400, "Provider ID is invalid."),
+    "root_key_required": (403, "Root API key is required."),
+    "invalid_request": (400, "Request body is invalid."),
+    "api_key_outside_organisation": (403, "Target API key is outside the organisation."),
+    "api_key_not_found": (404, "Target API key or clinic was not found."),
+}
+
+
+def assert_problem(response, code: str) -> dict:
+    """The documented problem for `code`, in every detail the contract fixes."""
+    status, title = PROBLEMS[code]
+    body = response.get_json(silent=True)
+    assert response.status_code == status, body
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert body["type"] == "about:blank"
+    assert body["title"] == title
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    if code == "invalid_request":
+        assert isinstance(body["errors"], dict) and body["errors"]
+        for messages in body["errors"].values():
+            assert isinstance(messages, list) and messages
+            assert all(isinstance(message, str) and message for message in messages)
+    else:
+        assert "errors" not in body
+    return body
+
+
+def post(client, headers: dict, body=VALID_BODY):
+    if isinstance(body, bytes):
+        return client.post(PATH, headers=headers, data=body)
+    return client.post(PATH, headers=headers, json=body)
+
+
+def revoke(services, key_id: str) -> None:
+    admin.revoke_api_key(services.db, uuid.UUID(key_id))
+
+
+@pytest.fixture()
+def import_usage(cli):
+    """import_usage(records): the records imported through `usage import`, as users do."""
+
+    def run(records: list[dict]) -> None:
+        lines = "".join(json.dumps(record) + "\n" for record in records)
+        result = cli("usage", "import", "-", input=lines)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["inserted"] == len(records)
+
+    return run
+
+
+def usage_event(api_key_id: str, occurred_at: str, tokens: int, stt: int, usage: int) -> dict:
+    return {
+        "event_id": f"checks-{uuid.uuid4()}",
+        "api_key_id": api_key_id,
+        "occurred_at": occurred_at,
+        "tokens": tokens,
+        "stt_duration": stt,
+        "usage": usage,
+    }
+
+
+# --- check 1: either header absent, empty or only whitespace --------------------------------
+
+
+@pytest.mark.parametrize("header", [KEY_HEADER, PROVIDER_HEADER])
+@pytest.mark.parametrize(
+    "value",
+    [None, "", " ", "   ", "\t", " \t "],
+    ids=["absent", "empty", "one-space", "spaces", "tab", "mixed-whitespace"],
+)
+def test_a_missing_empty_or_blank_header_gets_401_authentication_failed(client, org, header, value):
+    headers = org.headers()
+    if value is None:
+        del headers[header]
+    else:
+        headers[header] = value
+    assert_problem(post(client, headers), "authentication_failed")
+
+
+def test_no_credential_headers_at_all_gets_401_authentication_failed(client, org):
+    assert_problem(post(client, {"Content-Type": "application/json"}), "authentication_failed")
+
+
+# --- check 2: the provider id maps to no organisation --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        "prv-no-such-provider",
+        "x" * 64,
+        "has space",
+        "semi;colon",
+        "' OR 1=1 --",
+        "../../etc/passwd",
+        "ünïcode",
+        "x" * 65,
+        "%00",
+    ],
+    ids=[
+        "unknown",
+        "unknown-64-chars",
+        "impossible-space",
+        "impossible-semicolon",
+        "impossible-sql",
+        "impossible-path",
+        "impossible-non-ascii",
+        "impossible-65-chars",
+        "impossible-percent",
+    ],
+)
+def test_a_provider_that_maps_to_no_organisation_gets_400_invalid_provider(client, org, provider):
+    headers = org.headers() | {PROVIDER_HEADER: provider}
+    assert_problem(post(client, headers), "invalid_provider")
+
+
+# --- check 3: the key is unknown, revoked, or of another organisation -----------------------
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["scrubs_this-key-was-never-issued", "x", "' OR ''='"],
+    ids=["well-formed", "short", "sql"],
+)
+def test_an_unknown_key_gets_401_authentication_failed(client, org, secret):
+    assert_problem(post(client, org.headers() | {KEY_HEADER: secret}), "authentication_failed")
+
+
+def test_a_revoked_key_gets_401_authentication_failed(client, org, services):
+    revoke(services, org.root.id)
+    assert_problem(post(client, org.headers()), "authentication_failed")
+
+
+@pytest.mark.parametrize("whose", ["root", "clinic"])
+def test_a_valid_key_of_another_organisation_gets_401_authentication_failed(
+    client, org, make_org, whose
+):
+    other = make_org()
+    secret = other.root.secret if whose == "root" else other.clinic_keys[0].secret
+    assert post(client, other.headers()).status_code == 200  # the key itself is valid
+    assert_problem(post(client, org.headers() | {KEY_HEADER: secret}), "authentication_failed")
+
+
+# --- check 4: the key is valid but not a root key -----------------------------------------
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_non_root_key_gets_403_root_key_required(client, org, index):
+    assert_problem(post(client, org.headers(org.clinic_keys[index])), "root_key_required")
+
+
+# --- check 5: the body breaks a rule (test_malformed.py has the full list) -----------------
+
+
+def test_an_invalid_body_gets_400_invalid_request_naming_the_field(client, org):
+    body = assert_problem(
+        post(client, org.headers(), {"start_date": "2024-02-30", "end_date": "2024-03-01"}),
+        "invalid_request",
+    )
+    assert list(body["errors"]) == ["start_date"]
+
+
+# --- check 6: api_key_id names a key of another organisation -------------------------------
+
+
+@pytest.mark.parametrize("whose", ["clinic", "root"], ids=["clinic-key", "root-key-no-clinic"])
+def test_a_target_key_of_another_organisation_gets_403_api_key_outside_organisation(
+    client, org, make_org, whose
+):
+    other = make_org()
+    target = other.clinic_keys[0].id if whose == "clinic" else other.root.id
+    response = post(client, org.headers(), VALID_BODY | {"api_key_id": target})
+    assert_problem(response, "api_key_outside_organisation")
+
+
+# --- check 7: api_key_id names no key, or a key with no linked clinic ----------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        lambda org: str(uuid.uuid4()),
+        lambda org: "not-a-uuid",
+        lambda org: org.root.id,
+    ],
+    ids=["unknown-uuid", "not-a-uuid-string", "own-root-key-has-no-clinic"],
+)
+def test_a_target_that_names_no_key_or_no_clinic_gets_404_api_key_not_found(client, org, target):
+    response = post(client, org.headers(), VALID_BODY | {"api_key_id": target(org)})
+    assert_problem(response, "api_key_not_found")
+
+
+# --- the order: the first failing check answers ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wrong:
+    """What a request gets wrong, named after the checks."""
+
+    key: str = "root"  # root | clinic | absent | unknown | revoked | revoked_clinic | foreign
+    provider: str = "own"  # own | absent | unknown | impossible
+    body: str = "valid"  # valid | bad | not_json
+    # api_key_id: None (absent) | foreign | foreign_revoked | foreign_root | unknown
+    target: str | None = None
+
+
+ORDER = [
+    pytest.param(Wrong(key="absent", body="bad"), "authentication_failed", id="1-no-key+bad-body"),
+    pytest.param(
+        Wrong(key="absent", provider="unknown", body="not_json"),
+        "authentication_failed",
+        id="1-no-key+unknown-provider+not-json",
+    ),
+    pytest.param(
+        Wrong(key="unknown", provider="absent", body="bad"),
+        "authentication_failed",
+        id="1-no-provider+unknown-key+bad-body",
+    ),
+    pytest.param(
+        Wrong(key="unknown", provider="unknown", body="bad"),
+        "invalid_provider",
+        id="2-unknown-provider+unknown-key",
+    ),
+    pytest.param(
+        Wrong(key="revoked", provider="impossible", body="bad"),
+        "invalid_provider",
+        id="2-impossible-provider+revoked-key",
+    ),
+    pytest.param(
+        Wrong(key="clinic", provider="unknown"),
+        "invalid_provider",
+        id="2-unknown-provider+clinic-key",
+    ),
+    pytest.param(
+        Wrong(key="unknown", body="not_json"), "authentication_failed", id="3-unknown-key+not-json"
+    ),
+    pytest.param(
+        Wrong(key="unknown", body="bad"), "authentication_failed", id="3-unknown-key+bad-body"
+    ),
+    pytest.param(
+        Wrong(key="revoked", body="bad"), "authentication_failed", id="3-revoked-key+bad-body"
+    ),
+    pytest.param(
+        Wrong(key="foreign", body="bad"), "authentication_failed", id="3-foreign-key+bad-body"
+    ),
+    pytest.param(
+        Wrong(key="revoked_clinic"), "authentication_failed", id="3-revoked-clinic-key-not-403"
+    ),
+    pytest.param(Wrong(key="clinic", body="bad"), "root_key_required", id="4-clinic-key+bad-body"),
+    pytest.param(
+        Wrong(key="clinic", body="not_json"), "root_key_required", id="4-clinic-key+not-json"
+    ),
+    pytest.param(
+        Wrong(key="clinic", target="foreign"),
+        "root_key_required",
+        id="4-clinic-key+foreign-target",
+    ),
+    pytest.param(
+        Wrong(key="clinic", target="unknown"),
+        "root_key_required",
+        id="4-clinic-key+unknown-target",
+    ),
+    pytest.param(
+        Wrong(body="bad", target="foreign"), "invalid_request", id="5-bad-body+foreign-target"
+    ),
+    pytest.param(
+        Wrong(body="bad", target="unknown"), "invalid_request", id="5-bad-body+unknown-target"
+    ),
+    pytest.param(
+        Wrong(target="foreign_revoked"),
+        "api_key_outside_organisation",
+        id="6-foreign-revoked-target",
+    ),
+    pytest.param(
+        Wrong(target="foreign_root"),
+        "api_key_outside_organisation",
+        id="6-foreign-target-without-clinic-not-404",
+    ),
+]
+
+
+@pytest.fixture()
+def world(org, make_org, services):
+    """This organisation (clinic key 1 revoked, plus a revoked root key) and another one
+    (its clinic key 1 revoked)."""
+    revoked_root, revoked_secret = admin.create_api_key(
+        services.db, uuid.UUID(org.id), "revoked root", is_root=True
+    )
+    revoke(services, str(revoked_root.id))
+    revoke(services, org.clinic_keys[1].id)
+    other = make_org()
+    revoke(services, other.clinic_keys[1].id)
+    return org, other, revoked_secret
+
+
+def request_for(wrong: Wrong, world) -> tuple[dict, dict | bytes]:
+    org, other, revoked_secret = world
+    keys = {
+        "root": org.root.secret,
+        "clinic": org.clinic_keys[0].secret,
+        "unknown": "scrubs_this-key-was-never-issued",
+        "revoked": revoked_secret,
+        "revoked_clinic": org.clinic_keys[1].secret,
+        "foreign": other.root.secret,
+    }
+    providers = {"own": org.provider_id, "unknown": "prv-no-such-provider", "impossible": "no way!"}
+    targets = {
+        "foreign": other.clinic_keys[0].id,
+        "foreign_revoked": other.clinic_keys[1].id,
+        "foreign_root": other.root.id,
+        "unknown": str(uuid.uuid4()),
+    }
+    headers = {"Content-Type": "application/json"}
+    if wrong.key != "absent":
+        headers[KEY_HEADER] = keys[wrong.key]
+    if wrong.provider != "absent":
+        headers[PROVIDER_HEADER] = providers[wrong.provider]
+    body = {"valid": VALID_BODY, "bad": BAD_BODY, "not_json": NOT_JSON}[wrong.body]
+    if wrong.target is not None:
+        body = body | {"api_key_id": targets[wrong.target]}
+    return headers, body
+
+
+@pytest.mark.parametrize(("wrong", "code"), ORDER)
+def test_when_several_things_are_wrong_the_first_failing_check_answers(client, world, wrong, code):
+    headers, body = request_for(wrong, world)
+    assert_problem(post(client, headers, body), code)
+
+
+def test_the_order_cases_break_only_what_they_claim(client, world):
+    """Fixing the first fault makes each piece work: live keys authenticate, and the
+    foreign targets are real keys their own organisation can read."""
+    org, other, _ = world
+    assert post(client, org.headers()).status_code == 200
+    assert post(client, org.headers(org.clinic_keys[0]), NOT_JSON).status_code == 403
+    for target in (other.clinic_keys[0].id, other.clinic_keys[1].id):
+        response = post(client, other.headers(), VALID_BODY | {"api_key_id": target})
+        assert response.status_code == 200, response.get_json()
+
+
+# --- revocation --------------------------------------------------------------------------
+
+
+def test_a_revoked_caller_key_stops_authenticating_at_once(client, org, services):
+    assert post(client, org.headers()).status_code == 200
+    revoke(services, org.root.id)
+    assert_problem(post(client, org.headers()), "authentication_failed")
+    assert_problem(post(client, org.headers(), BAD_BODY), "authentication_failed")
+
+
+def test_a_revoked_target_key_of_the_organisation_is_still_reported(
+    client, org, services, import_usage
+):
+    target, sibling = org.clinic_keys
+    import_usage(
+        [
+            usage_event(target.id, "2024-01-10T08:00:00Z", 1000, 30, 2),
+            usage_event(target.id, "2024-01-10T23:59:59+00:00", 500, 5, 1),
+            usage_event(target.id, "2024-01-12T00:30:00+01:00", 70, 7, 3),  # 11 Jan in UTC
+            usage_event(sibling.id, "2024-01-10T12:00:00Z", 999_999, 999, 99),
+        ]
+    )
+    before = post(client, org.headers(), VALID_BODY | {"api_key_id": target.id})
+    assert before.status_code == 200
+    assert before.get_json()["api_key"]["revoked_at"] is None
+
+    revoke(services, target.id)
+    response = post(client, org.headers(), VALID_BODY | {"api_key_id": target.id})
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    described = body["api_key"]
+    assert described["id"] == target.id
+    assert described["name"] == "clinic key 0"
+    assert described["clinic_id"] == target.clinic_id
+    assert described["clinic_name"] == org.clinics[target.clinic_id]
+    assert described["is_root"] is False
+    assert target.secret.startswith(described["prefix"])
+    assert described["created_at"] == before.get_json()["api_key"]["created_at"]
+    assert described["revoked_at"].endswith("Z")
+    revoked_at = datetime.fromisoformat(described["revoked_at"])
+    assert revoked_at >= datetime.fromisoformat(described["created_at"])
+    assert body["deltas"] == {
+        "2024-01-10": {"tokens": 1500, "usage": 3, "stt_duration": 35},
+        "2024-01-11": {"tokens": 70, "usage": 3, "stt_duration": 7},
+    }
+    assert body["total"] == {"tokens": 1570, "usage": 6, "stt_duration": 42}
+
+
+def test_a_revoked_target_key_of_another_organisation_is_still_outside(
+    client, org, make_org, services
+):
+    other = make_org()
+    revoke(services, other.clinic_keys[0].id)
+    response = post(client, org.headers(), VALID_BODY | {"api_key_id": other.clinic_keys[0].id})
+    assert_problem(response, "api_key_outside_organisation")
