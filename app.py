@@ -20,6 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # One byte over the limit, so that a chunked body of exactly the limit reads whole and
     # a longer one shows as longer (service/api/body.py answers it as invalid_request).
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
+    # Each route answers its documented methods only; OPTIONS is a 405 problem like any other.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["scrubs"] = Services.from_settings(settings)
     register_api(app)
     register_commands(app)

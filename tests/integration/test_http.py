@@ -160,10 +160,12 @@ def test_an_unknown_route_gets_404_problem_not_found(client, org, method, path):
         ("PUT", PATH, "POST"),
         ("PATCH", PATH, "POST"),
         ("DELETE", PATH, "POST"),
+        ("OPTIONS", PATH, "POST"),
         ("POST", "/healthz", "GET"),
         ("PUT", "/healthz", "GET"),
         ("DELETE", "/healthz", "GET"),
         ("POST", "/readyz", "GET"),
+        ("OPTIONS", "/healthz", "GET"),
     ],
 )
 def test_a_wrong_method_gets_405_problem_with_an_allow_header(client, org, method, path, allowed):
