@@ -27,6 +27,7 @@ from service.context import Services
 from service.db import upgrade_database
 from service.demo import seed_demo
 from service.ingest import ImportFailed
+from service.keys import PROVIDER_ID
 from service.rollup_cache import CacheUnavailable
 
 command_log = logging.getLogger("scrubs.command")
@@ -90,6 +91,31 @@ def emit(obj: Any) -> None:
     click.echo(json.dumps(obj))
 
 
+class DisplayName(click.ParamType):
+    """A name of 1-200 characters once surrounding blanks are trimmed: anything else is
+    bad usage (exit 2), like any value click itself refuses."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return admin.clean_name(str(value), "the")
+        except AdminError as problem:
+            self.fail(str(problem), param, ctx)
+
+
+class ProviderId(click.ParamType):
+    name = "provider_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not PROVIDER_ID.fullmatch(str(value)):
+            self.fail(f"{value!r} is not 1-64 characters of A-Z a-z 0-9 . _ -", param, ctx)
+        return str(value)
+
+
+NAME = DisplayName()
+
+
 # --- db ------------------------------------------------------------------------------
 
 db_group = Commands("db", help="Manage the database schema.")
@@ -107,7 +133,7 @@ org_group = Commands("org", help="Manage organisations.")
 
 
 @org_group.command("create")
-@click.option("--name", required=True, help="The organisation's display name.")
+@click.option("--name", type=NAME, required=True, help="The organisation's display name.")
 def org_create(name: str) -> None:
     """Create an organisation and print its id."""
     emit(admin.create_organisation(services().db, name))
@@ -120,8 +146,10 @@ provider_group = Commands(
 
 @provider_group.command("create")
 @click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
-@click.option("--id", "provider_id", help="1-64 of A-Za-z0-9._- (generated when left out).")
-@click.option("--name", help="A display name.")
+@click.option(
+    "--id", "provider_id", type=ProviderId(), help="1-64 of A-Za-z0-9._- (generated when left out)."
+)
+@click.option("--name", type=NAME, help="A display name.")
 def provider_create(organisation_id, provider_id: str | None, name: str | None) -> None:
     """Create a provider id that maps to an organisation."""
     emit(admin.create_provider(services().db, organisation_id, provider_id, name))
@@ -132,7 +160,7 @@ clinic_group = Commands("clinic", help="Manage clinics.")
 
 @clinic_group.command("create")
 @click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
-@click.option("--name", required=True, help="The clinic's display name.")
+@click.option("--name", type=NAME, required=True, help="The clinic's display name.")
 def clinic_create(organisation_id, name: str) -> None:
     """Create a clinic of an organisation."""
     emit(admin.create_clinic(services().db, organisation_id, name))
@@ -143,7 +171,7 @@ key_group = Commands("key", help="Manage API keys.")
 
 @key_group.command("create")
 @click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
-@click.option("--name", required=True, help="A display name for the key.")
+@click.option("--name", type=NAME, required=True, help="A display name for the key.")
 @click.option("--clinic", "clinic_id", type=click.UUID, help="The clinic the key belongs to.")
 @click.option(
     "--root", "is_root", is_flag=True, help="A root key: may read the organisation's usage."

@@ -70,7 +70,8 @@ def test_provider_create_with_and_without_an_id(console):
 @pytest.mark.parametrize("bad_id", ["bad id!", "x" * 65, "", "slash/y"])
 def test_provider_create_refuses_an_impossible_id(console, bad_id):
     org = ok(console("org", "create", "--name", "P"))["id"]
-    assert "provider id" in failed(console("provider", "create", "--org", org, "--id", bad_id))
+    usage = failed(console("provider", "create", "--org", org, "--id", bad_id), status=2)
+    assert "--id" in usage and "A-Z a-z 0-9" in usage
 
 
 def test_clinic_create(console):
@@ -131,9 +132,6 @@ def test_key_revoke_stops_the_key_at_once(console, client, org):
 @pytest.mark.parametrize(
     "args",
     [
-        ["provider", "create", "--org", "{org}", "--id", "x-{uuid}", "--name", " "],
-        ["org", "create", "--name", ""],
-        ["org", "create", "--name", "n" * 201],
         ["clinic", "create", "--org", "{unknown}", "--name", "C"],
         ["provider", "create", "--org", "{unknown}"],
         ["key", "create", "--org", "{unknown}", "--name", "k"],
@@ -151,6 +149,11 @@ def test_handled_failures_are_one_line_and_exit_1(console, args):
     [
         ["org", "create"],
         ["org", "create", "--name"],
+        ["org", "create", "--name", ""],
+        ["org", "create", "--name", "n" * 201],
+        ["provider", "create", "--org", "{org}", "--id", "x-{uuid}", "--name", " "],
+        ["clinic", "create", "--org", "{org}", "--name", "\t"],
+        ["key", "create", "--org", "{org}", "--name", ""],
         ["clinic", "create", "--org", "not-a-uuid", "--name", "C"],
         ["key", "create", "--name", "k"],
         ["key", "revoke"],
@@ -163,7 +166,9 @@ def test_handled_failures_are_one_line_and_exit_1(console, args):
     ],
 )
 def test_bad_usage_exits_2(console, args):
-    failed(console(*args), status=2)
+    org = ok(console("org", "create", "--name", "U"))["id"]
+    filled = [a.format(org=org, uuid=uuid.uuid4().hex[:6]) for a in args]
+    failed(console(*filled), status=2)
 
 
 @pytest.mark.parametrize(
