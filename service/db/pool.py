@@ -14,6 +14,7 @@ from typing import TypeVar
 import psycopg
 import pybreaker
 from psycopg.adapt import Loader
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 T = TypeVar("T")
@@ -49,8 +50,9 @@ class _FreshPoolForTrials(pybreaker.CircuitBreakerListener):
 
 class Database:
     """Connections to Postgres. Pooled (the server): a pool that belongs to the process that
-    opened it, since pools do not survive fork. Not pooled (commands): a fresh connection
-    each time, so that a failure is reported at once and in libpq's own words."""
+    opened it, since pools do not survive fork. Not pooled (commands): a connection of the
+    command's own, opened on first use, so that a failure is reported at once and in
+    libpq's own words."""
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class Database:
         self._wait_timeout = wait_timeout
         self._application_name = application_name
         self._pool: ConnectionPool | None = None
+        self._spare: psycopg.Connection | None = None  # not pooled: the kept connection
         self._pid: int | None = None
         self._lock = threading.Lock()
         # Only a lost server counts against it: a query's own error is not an outage.
@@ -127,11 +130,33 @@ class Database:
     def connection(self) -> Iterator[psycopg.Connection]:
         """An autocommit connection; use `conn.transaction()` for several statements."""
         if not self.pooled:
-            with connect(self.url, autocommit=True) as conn:
+            with self._own_connection() as conn:
                 yield conn
             return
         with self.pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def _own_connection(self) -> Iterator[psycopg.Connection]:
+        """Not pooled: one connection kept for the life of this object (a command), so that
+        its steps do not each pay for a new one; a nested use gets a connection of its own."""
+        with self._lock:
+            conn, self._spare = self._spare, None
+        if conn is None or conn.closed:
+            conn = connect(self.url, autocommit=True)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.close()
+            return
+        with self._lock:
+            if self._spare is None:
+                conn, self._spare = None, conn
+        if conn is not None:
+            conn.close()
 
     def read(self, query: Callable[..., T], *args: object) -> T:
         """Run a read-only query function; after a lost connection (say Postgres restarted),
@@ -184,6 +209,10 @@ class Database:
             conn.execute("SELECT 1")
 
     def close(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close()
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
         self._pool = None

@@ -3,6 +3,7 @@ figure older than an import that has returned."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import uuid
@@ -202,6 +203,35 @@ def test_cache_warm_of_all_organisations_counts_organisation_days(cli, make_org,
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["org_days"] <= 2 * organisations
     assert json.loads(result.stdout)["org_days"] >= 2  # at least the new organisation's two days
+
+
+def test_cache_warm_of_a_long_range_shares_its_batches_between_readers(
+    client, make_org, cli, tmp_path, sql_unreachable
+):
+    """400 days: one organisation a batch, read by two threads with a connection each."""
+    orgs = [make_org(clinic_keys=1) for _ in range(3)]
+    start = TODAY - timedelta(days=399)
+    days = [start + timedelta(days=n) for n in range(400)]
+    events = {
+        org.id: make_events(random.Random(n), [org.clinic_keys[0].id], days, 150)
+        for n, org in enumerate(orgs)
+    }
+    everything = [event for found in events.values() for event in found]
+    import_file(cli, write_jsonl(tmp_path / "e.jsonl", everything))
+    result = cli("cache", "warm", "--start", str(start), "--end", str(TODAY))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["org_days"] >= 400 * len(orgs)
+    sql_unreachable()
+    halves = [(days[0], days[199]), (days[200], days[-1])]  # a request spans 366 days at most
+    for org, (first, last) in itertools.product(orgs, halves):
+        assert deltas(client, org, first, last) == expected_deltas(events[org.id], first, last)
+
+
+def test_cache_warm_of_days_still_to_come_writes_nothing(cli, org):
+    later = TODAY + timedelta(days=3)
+    result = cli("cache", "warm", "--start", str(later), "--end", str(later + timedelta(days=5)))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["org_days"] == 0
 
 
 def test_cache_clear_drops_an_organisations_rollups(client, org, cli):
