@@ -24,6 +24,12 @@ threads = _settings.web_threads
 timeout = 30  # a request's worst case (pool wait 2 s + statement timeout 5 s) stays well under
 graceful_timeout = 20
 keepalive = 5
+# Like nginx's keepalive_requests: a client connection is answered with "Connection: close"
+# after this many requests (pre_request below). Clients that keep connections open for
+# good (load balancers, wrk) would otherwise stay piled on whichever workers were up when
+# they connected, a worker restarted by max_requests getting none of them; reconnecting
+# now and then spreads them over the workers again, for one TCP handshake per 100 requests.
+KEEPALIVE_REQUESTS = 100
 max_requests = 20_000  # recycle workers now and then; jitter keeps them from all going at once
 max_requests_jitter = 2_000
 preload_app = False  # a pool opened before fork would share its sockets between workers
@@ -66,6 +72,11 @@ def post_fork(server, worker):
     from service.problems_on_the_wire import answer_malformed_http_with_problems
 
     answer_malformed_http_with_problems()
+
+
+def pre_request(worker, req):
+    if req.req_number >= KEEPALIVE_REQUESTS:
+        req.must_close = True
 
 
 def post_worker_init(worker):

@@ -1,4 +1,5 @@
-"""What only a real HTTP server shows: chunked bodies and their size limit."""
+"""What only a real HTTP server shows: chunked bodies and their size limit, answers to HTTP
+the server cannot parse, and how long a client connection is kept."""
 
 from __future__ import annotations
 
@@ -78,3 +79,21 @@ def test_http_the_server_cannot_parse_still_gets_a_problem(server, payload, stat
     problem = json.loads(body)
     assert str(problem["status"]).encode() == status
     assert b"X-Request-ID: " + problem["request_id"].encode() in head
+
+
+def test_a_kept_alive_connection_is_closed_after_100_requests(server):
+    """So that clients holding connections open spread over the workers again."""
+    address = urlsplit(server["base_url"])
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    try:
+        answers = []
+        for _ in range(100):
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            answers.append((response.status, response.getheader("Connection")))
+    finally:
+        conn.close()
+    assert all(status == 200 for status, _ in answers)
+    assert [header for _, header in answers[:99]] == ["keep-alive"] * 99
+    assert answers[99][1] == "close"
