@@ -68,5 +68,6 @@ def test_generated_requests_find_no_server_error_and_no_undocumented_response(
     assert requests_answered(base, route="/api/v1/usage-analytics", status="200") > 0
     assert requests_answered(base, route="/api/v1/usage-analytics", status="400") > 0
     summary = json.loads(report.read_text())
+    print(f"\nschemathesis: {sent} requests answered, {summary['test_cases']['generated']} cases")
     assert summary["failures"] == [] and summary["errors"] == []
     assert summary["test_cases"]["generated"] >= MIN_REQUESTS
