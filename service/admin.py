@@ -26,6 +26,12 @@ def clean_name(name: str, what: str) -> str:
     return name
 
 
+def check_provider_id(provider_id: str) -> str:
+    if not PROVIDER_ID.fullmatch(provider_id):
+        raise AdminError("provider id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    return provider_id
+
+
 def create_organisation(db: Database, name: str, organisation_id: UUID | None = None) -> dict:
     organisation_id = organisation_id or uuid.uuid4()
     name = clean_name(name, "organisation")
@@ -37,9 +43,9 @@ def create_organisation(db: Database, name: str, organisation_id: UUID | None = 
 def create_provider(
     db: Database, organisation_id: UUID, provider_id: str | None = None, name: str | None = None
 ) -> dict:
-    provider_id = provider_id if provider_id is not None else "prv-" + secrets.token_hex(8)
-    if not PROVIDER_ID.fullmatch(provider_id):
-        raise AdminError("provider id must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    provider_id = check_provider_id(
+        provider_id if provider_id is not None else "prv-" + secrets.token_hex(8)
+    )
     name = None if name is None else clean_name(name, "provider")
     with db.connection() as conn, conn.transaction():
         _require_organisation(conn, organisation_id)

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -27,7 +28,6 @@ from service.context import Services
 from service.db import upgrade_database
 from service.demo import seed_demo
 from service.ingest import ImportFailed
-from service.keys import PROVIDER_ID
 from service.rollup_cache import CacheUnavailable
 
 command_log = logging.getLogger("scrubs.command")
@@ -91,29 +91,24 @@ def emit(obj: Any) -> None:
     click.echo(json.dumps(obj))
 
 
-class DisplayName(click.ParamType):
-    """A name of 1-200 characters once surrounding blanks are trimmed: anything else is
-    bad usage (exit 2), like any value click itself refuses."""
+class AdminRule(click.ParamType):
+    """A value the admin layer checks (`check(value)` returns it cleaned or raises
+    AdminError): one that breaks the rule is bad usage (exit 2), like any value click itself
+    refuses."""
 
-    name = "name"
+    def __init__(self, name: str, check: Callable[[str], str]) -> None:
+        self.name = name
+        self.check = check
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
-            return admin.clean_name(str(value), "the")
+            return self.check(str(value))
         except AdminError as problem:
             self.fail(str(problem), param, ctx)
 
 
-class ProviderId(click.ParamType):
-    name = "provider_id"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if not PROVIDER_ID.fullmatch(str(value)):
-            self.fail(f"{value!r} is not 1-64 characters of A-Z a-z 0-9 . _ -", param, ctx)
-        return str(value)
-
-
-NAME = DisplayName()
+NAME = AdminRule("name", lambda name: admin.clean_name(name, "the"))
+PROVIDER_ID = AdminRule("provider_id", admin.check_provider_id)
 
 
 # --- db ------------------------------------------------------------------------------
@@ -147,7 +142,7 @@ provider_group = Commands(
 @provider_group.command("create")
 @click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
 @click.option(
-    "--id", "provider_id", type=ProviderId(), help="1-64 of A-Za-z0-9._- (generated when left out)."
+    "--id", "provider_id", type=PROVIDER_ID, help="1-64 of A-Za-z0-9._- (generated when left out)."
 )
 @click.option("--name", type=NAME, help="A display name.")
 def provider_create(organisation_id, provider_id: str | None, name: str | None) -> None:
