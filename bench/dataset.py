@@ -17,8 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from service import admin, repository
-from service.context import Services
+from service.usecases import admin
+from service.usecases.ports import Services
 
 NAMESPACE = uuid.UUID("0b5e3d2c-7a41-4f69-8d1e-52c9a6f0b7e4")
 FIELDS = ("event_id", "api_key_id", "occurred_at", "tokens", "stt_duration", "usage")
@@ -58,18 +58,18 @@ def create_organisations(services: Services, shape: Shape) -> list[Organisation]
     made = []
     for n in range(shape.organisations):
         org_id = fixed_id("org", n)
-        admin.create_organisation(services.db, f"Bench organisation {n}", org_id)
+        directory = services.directory
+        admin.create_organisation(directory, f"Bench organisation {n}", org_id)
         provider_id = f"bench-provider-{n}"
-        with services.db.connection() as conn:
-            repository.insert_provider(conn, provider_id, org_id, None)
-        _, secret = admin.create_api_key(services.db, org_id, "bench root", is_root=True)
+        admin.create_provider(directory, org_id, provider_id)
+        _, secret = admin.create_api_key(directory, org_id, "bench root", is_root=True)
         keys = []
         for k in range(shape.keys_per_organisation):
             clinic_id = fixed_id("clinic", n, k)
-            admin.create_clinic(services.db, org_id, f"Clinic {k}", clinic_id)
+            admin.create_clinic(directory, org_id, f"Clinic {k}", clinic_id)
             key_id = fixed_id("key", n, k)
             admin.create_api_key(
-                services.db, org_id, f"Clinic {k} key", clinic_id=clinic_id, api_key_id=key_id
+                directory, org_id, f"Clinic {k} key", clinic_id=clinic_id, api_key_id=key_id
             )
             keys.append(key_id)
         made.append(Organisation(org_id, provider_id, secret, keys))

@@ -35,8 +35,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bench import dataset, wrk
 from bench.report import write_chart
 from config.settings import Settings
-from service.context import Services
-from service.rollup_cache import Layout
+from service.adapters.redis.layout import Layout
+from service.bootstrap import command_services
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     say(f"dataset: {shape}")
     recreate_database(args.database_url)
     timed([cli, "db", "upgrade"], env)
-    services = Services.from_settings(settings)
+    services = command_services(settings)
     organisations = dataset.create_organisations(services, shape)
     workdir = Path(tempfile.mkdtemp(prefix="scrubs-bench-"))
     try:

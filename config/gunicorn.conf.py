@@ -42,7 +42,7 @@ loglevel = _settings.log_level.lower()
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "service.observability.logs.JsonFormatter"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
@@ -69,7 +69,7 @@ def on_starting(server):
 
 
 def post_fork(server, worker):
-    from service.problems_on_the_wire import answer_malformed_http_with_problems
+    from service.entrypoints.http.malformed_http import answer_malformed_http_with_problems
 
     answer_malformed_http_with_problems()
 
@@ -81,13 +81,17 @@ def pre_request(worker, req):
 
 def post_worker_init(worker):
     """The app is loaded in this worker: open its pool now rather than on the first request."""
-    worker.wsgi.extensions["scrubs"].db.pool  # noqa: B018 (opens the pool)
+    from service.entrypoints.http.conventions import services_of
+
+    services_of(worker.wsgi).database.open()
 
 
 def worker_exit(server, worker):
-    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("scrubs")
-    if services is not None:
-        services.close()
+    from service.entrypoints.http.conventions import services_of
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        services_of(app).close()
 
 
 def child_exit(server, worker):

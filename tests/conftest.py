@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,8 +18,12 @@ from psycopg.conninfo import make_conninfo
 
 from app import create_app
 from config.settings import Settings
-from service import admin
-from service.db import upgrade_database
+from service.adapters.postgres.migrate import upgrade_database
+from service.entrypoints.http.conventions import services_of
+from service.usecases.ports import Services
+from tests.support.commands import run_command
+from tests.support.orgs import Org, create_org
+from tests.support.servers import PrivateRedis
 
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -71,7 +77,7 @@ def app(settings: Settings):
     application = create_app(settings)
     application.config["TESTING"] = True
     yield application
-    application.extensions["scrubs"].close()
+    services_of(application).close()
 
 
 @pytest.fixture()
@@ -80,34 +86,8 @@ def client(app):
 
 
 @pytest.fixture()
-def services(app):
-    return app.extensions["scrubs"]
-
-
-@dataclass
-class Key:
-    id: str
-    secret: str
-    clinic_id: str | None
-    is_root: bool
-
-
-@dataclass
-class Org:
-    """A fresh organisation: a provider, a root key and clinic keys, with their secrets."""
-
-    id: str
-    provider_id: str
-    root: Key
-    clinic_keys: list[Key] = field(default_factory=list)
-    clinics: dict[str, str] = field(default_factory=dict)  # clinic id -> name
-
-    def headers(self, key: Key | None = None) -> dict[str, str]:
-        return {
-            "X-Scrubs-Clinic-Api-Key": (key or self.root).secret,
-            "X-Scrubs-Clinic-Provider": self.provider_id,
-            "Content-Type": "application/json",
-        }
+def services(app) -> Services:
+    return services_of(app)
 
 
 @pytest.fixture()
@@ -115,24 +95,7 @@ def make_org(services):
     """make_org(clinic_keys=2) -> Org, each call a new organisation."""
 
     def make(clinic_keys: int = 2, name: str = "Test Org") -> Org:
-        db = services.db
-        organisation = admin.create_organisation(db, name)
-        org_id = uuid.UUID(organisation["id"])
-        provider = admin.create_provider(db, org_id, f"prv-{uuid.uuid4().hex[:10]}")
-        root, root_secret = admin.create_api_key(db, org_id, "root", is_root=True)
-        org = Org(
-            id=organisation["id"],
-            provider_id=provider["id"],
-            root=Key(str(root.id), root_secret, None, True),
-        )
-        for n in range(clinic_keys):
-            clinic = admin.create_clinic(db, org_id, f"Clinic {n}")
-            key, secret = admin.create_api_key(
-                db, org_id, f"clinic key {n}", clinic_id=uuid.UUID(clinic["id"])
-            )
-            org.clinics[clinic["id"]] = clinic["name"]
-            org.clinic_keys.append(Key(str(key.id), secret, clinic["id"], False))
-        return org
+        return create_org(services.directory, clinic_keys, name)
 
     return make
 
@@ -143,12 +106,12 @@ def org(make_org) -> Org:
 
 
 @pytest.fixture()
-def cli(app):
-    """cli("usage", "import", path) -> click Result (stdout, stderr, exit_code), in-process."""
-    runner = app.test_cli_runner()
+def cli(settings):
+    """cli("usage", "import", path) -> click Result (stdout, stderr, exit_code), in-process,
+    on the test database."""
 
     def run(*args: str, input: str | bytes | None = None):
-        return runner.invoke(args=list(args), input=input)
+        return run_command(settings, *args, input=input)
 
     return run
 
@@ -156,10 +119,6 @@ def cli(app):
 @pytest.fixture()
 def console(settings):
     """console("org", "create", ...) -> CompletedProcess: the installed script, as users run it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = Path(sys.executable).with_name("scrubs-analytics")
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
 
@@ -173,71 +132,6 @@ def console(settings):
         )
 
     return run
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, to stop, pause and restart at will."""
-
-    def __init__(self, workdir) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self) -> None:
-        import subprocess
-        import time
-
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.resume()
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def pause(self) -> None:
-        import signal
-
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        import signal
-
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture()

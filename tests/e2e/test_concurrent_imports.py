@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import METRICS, expected_deltas, make_events, write_jsonl
+from tests.support.events import METRICS, expected_deltas, make_events, write_jsonl
 
 pytestmark = pytest.mark.e2e
 

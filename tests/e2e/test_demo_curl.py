@@ -34,7 +34,7 @@ def test_printed_curl_line_returns_the_demo_figures(server, services):
     # The same figures, summed straight from the raw events (not from the rollups).
     request = json.loads(curl.rsplit("-d ", 1)[1].strip("'"))
     start, end = date.fromisoformat(request["start_date"]), date.fromisoformat(request["end_date"])
-    with services.db.connection() as conn:
+    with services.database.connection() as conn:
         rows = conn.execute(
             """
             SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day,

@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app import create_app
-from service import repository
-from service.rollup_cache import Scope
-from tests.support import deltas, expected_deltas, make_events, query, write_jsonl
+from service.domain.figures import Scope
+from service.entrypoints.http.conventions import services_of
+from tests.support.api import api_request, body_for, deltas
+from tests.support.events import expected_deltas, make_events, write_jsonl
 
 TODAY = datetime.now(UTC).date()
 PAST = [TODAY - timedelta(days=n) for n in range(40, 10, -1)]
@@ -28,7 +29,7 @@ def import_file(cli, path):
 
 
 def outbox_rows(services, org) -> int:
-    with services.db.connection() as conn:
+    with services.database.connection() as conn:
         row = conn.execute(
             "SELECT count(*) FROM cache_outbox WHERE organisation_id = %s", (org.id,)
         ).fetchone()
@@ -36,15 +37,15 @@ def outbox_rows(services, org) -> int:
 
 
 @pytest.fixture()
-def sql_unreachable(monkeypatch):
+def sql_unreachable(monkeypatch, services):
     """Make every figure query fail: what still answers comes from the cache."""
 
     def refuse(*args, **kwargs):
         raise AssertionError("the figures were read from SQL")
 
     def apply():
-        monkeypatch.setattr(repository, "organisation_daily_usage", refuse)
-        monkeypatch.setattr(repository, "key_daily_usage", refuse)
+        monkeypatch.setattr(services.rollups, "organisation_days", refuse)
+        monkeypatch.setattr(services.rollups, "key_days", refuse)
 
     return apply
 
@@ -84,7 +85,7 @@ def test_late_events_for_cached_days_show_at_once(client, org, cli, tmp_path):
     assert deltas(client, org, start, end, keys[1]) == expected_deltas(
         first + late, start, end, keys[1]
     )
-    assert outbox_rows(client.application.extensions["scrubs"], org) == 0
+    assert outbox_rows(services_of(client.application), org) == 0
 
 
 def test_events_dated_after_today_count_though_those_days_are_not_cached(
@@ -99,7 +100,7 @@ def test_events_dated_after_today_count_though_those_days_are_not_cached(
 
 
 def test_a_fill_that_raced_an_import_writes_nothing(
-    client, org, cli, tmp_path, monkeypatch, sql_unreachable
+    client, org, cli, tmp_path, monkeypatch, sql_unreachable, services
 ):
     """The stale-set race, held open on purpose: the reader has read SQL but not yet written
     the cache when an import commits and returns. Its fill must not write the old figures."""
@@ -110,19 +111,18 @@ def test_a_fill_that_raced_an_import_writes_nothing(
     import_file(cli, write_jsonl(tmp_path / "before.jsonl", before))
     racing_file = write_jsonl(tmp_path / "racing.jsonl", racing)
     start, end = PAST[0], PAST[-1]
-    real_read = repository.organisation_daily_usage
+    real_read = services.rollups.organisation_days
     imported = []
 
-    def read_then_let_the_import_commit(conn, organisation_id, days):
-        figures = real_read(conn, organisation_id, days)  # the old figures, lease held
-        monkeypatch.setattr(repository, "organisation_daily_usage", real_read)
+    def read_then_let_the_import_commit(organisation_id, days):
+        figures = real_read(organisation_id, days)  # the old figures, lease held
+        monkeypatch.setattr(services.rollups, "organisation_days", real_read)
         imported.append(import_file(cli, racing_file))  # commits, invalidates, returns
         return figures
 
-    monkeypatch.setattr(repository, "organisation_daily_usage", read_then_let_the_import_commit)
+    monkeypatch.setattr(services.rollups, "organisation_days", read_then_let_the_import_commit)
     assert deltas(client, org, start, end) == expected_deltas(before, start, end)
     assert imported, "the import ran inside the fill"
-    services = client.application.extensions["scrubs"]
     cached = services.cache.read(Scope(uuid.UUID(org.id)), PAST, TODAY)
     assert cached.found == {}, "the racing fill wrote nothing"
 
@@ -160,7 +160,7 @@ def test_the_service_runs_without_a_cache_when_redis_url_is_empty(
 ):
     app = create_app(replace(settings, redis_url=""))
     try:
-        assert app.extensions["scrubs"].cache is None
+        assert services_of(app).cache is None
         client = app.test_client()
         org = make_org()
         events = make_events(random.Random(6), [k.id for k in org.clinic_keys], PAST, 100)
@@ -172,7 +172,7 @@ def test_the_service_runs_without_a_cache_when_redis_url_is_empty(
         ready = client.get("/readyz").get_json()
         assert ready["status"] == "ok" and ready["redis"]["configured"] is False
     finally:
-        app.extensions["scrubs"].close()
+        services_of(app).close()
 
 
 # --- cache warm / cache clear ---------------------------------------------------------
@@ -196,7 +196,7 @@ def test_cache_warm_fills_every_organisation_day_of_the_range(
 
 def test_cache_warm_of_all_organisations_counts_organisation_days(cli, make_org, services):
     make_org()
-    with services.db.connection() as conn:
+    with services.database.connection() as conn:
         organisations = conn.execute("SELECT count(*) FROM organisations").fetchone()[0]
     day = PAST[0]
     result = cli("cache", "warm", "--start", str(day), "--end", str(day + timedelta(days=1)))
@@ -237,7 +237,7 @@ def test_cache_warm_of_days_still_to_come_writes_nothing(cli, org):
 def test_cache_clear_drops_an_organisations_rollups(client, org, cli):
     start, end = PAST[0], PAST[-1]
     deltas(client, org, start, end)
-    services = client.application.extensions["scrubs"]
+    services = services_of(client.application)
     scope = Scope(uuid.UUID(org.id))
     assert services.cache.read(scope, PAST, TODAY).missing == []
     result = cli("cache", "clear", "--org", org.id)
@@ -292,9 +292,9 @@ def test_responses_are_the_same_from_cache_and_from_sql(client, org, cli, tmp_pa
     uncached = create_app(replace(settings, redis_url=""))
     try:
         for _ in range(2):
-            cached = query(client, org, PAST[0], TODAY)
-            plain = query(uncached.test_client(), org, PAST[0], TODAY)
+            cached = api_request(client, org, body_for(PAST[0], TODAY))
+            plain = api_request(uncached.test_client(), org, body_for(PAST[0], TODAY))
             assert cached.status_code == plain.status_code == 200
             assert cached.data == plain.data
     finally:
-        uncached.extensions["scrubs"].close()
+        services_of(uncached).close()

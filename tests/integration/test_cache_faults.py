@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app import create_app
-from tests.support import deltas, expected_deltas, make_events, write_jsonl
+from service.entrypoints.http.conventions import services_of
+from tests.support.api import deltas
+from tests.support.commands import run_command
+from tests.support.events import expected_deltas, make_events, write_jsonl
 
 TODAY = datetime.now(UTC).date()
 PAST = [TODAY - timedelta(days=n) for n in range(60, 20, -1)]
@@ -34,17 +37,17 @@ def faulty(settings, private_redis):
         )
     )
     yield app
-    app.extensions["scrubs"].close()
+    services_of(app).close()
 
 
 def run_import(app, path):
-    result = app.test_cli_runner().invoke(args=["usage", "import", str(path)])
+    result = run_command(services_of(app).settings, "usage", "import", str(path))
     assert result.exit_code == 0, result.output
     return result
 
 
 def pending(app, org) -> int:
-    with app.extensions["scrubs"].db.connection() as conn:
+    with services_of(app).database.connection() as conn:
         row = conn.execute(
             "SELECT count(*) FROM cache_outbox WHERE organisation_id = %s", (org.id,)
         ).fetchone()
@@ -150,7 +153,7 @@ def test_the_breaker_keeps_requests_off_a_hung_redis(faulty, private_redis, org,
 
     time.sleep(RESET_SECONDS + 0.1)  # the breaker lets a trial through and closes again
     assert deltas(client, org, start, end) == expected
-    assert faulty.extensions["scrubs"].cache.breaker.current_state == "closed"
+    assert services_of(faulty).cache.breaker.current_state == "closed"
 
 
 def test_readiness_is_bounded_while_redis_hangs(faulty, private_redis):

@@ -10,56 +10,21 @@ from datetime import datetime
 
 import pytest
 
-from service import admin
+from service.usecases import admin
+from tests.support.api import (
+    KEY_HEADER,
+    PROVIDER_HEADER,
+    VALID_BODY,
+    api_request,
+    assert_problem,
+)
 
-PATH = "/api/v1/usage-analytics"
-KEY_HEADER = "X-Scrubs-Clinic-Api-Key"
-PROVIDER_HEADER = "X-Scrubs-Clinic-Provider"
-VALID_BODY = {"start_date": "2024-01-01", "end_date": "2024-01-31"}
 BAD_BODY = {"start_date": "2024-02-01", "end_date": "2024-01-01", "unexpected": 1}
 NOT_JSON = b"{this is not json"
 
-PROBLEMS = {
-    "authentication_failed": (401, "API key authentication failed."),
-    "invalid_provider": (400, "Provider ID is invalid."),
-    "root_key_required": (403, "Root API key is required."),
-    "invalid_request": (400, "Request body is invalid."),
-    "api_key_outside_organisation": (403, "Target API key is outside the organisation."),
-    "api_key_not_found": (404, "Target API key or clinic was not found."),
-}
-
-
-def assert_problem(response, code: str) -> dict:
-    """The documented problem for `code`, in every detail the contract fixes."""
-    status, title = PROBLEMS[code]
-    body = response.get_json(silent=True)
-    assert response.status_code == status, body
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert response.headers["Cache-Control"] == "no-store"
-    assert body["type"] == "about:blank"
-    assert body["title"] == title
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    if code == "invalid_request":
-        assert isinstance(body["errors"], dict) and body["errors"]
-        for messages in body["errors"].values():
-            assert isinstance(messages, list) and messages
-            assert all(isinstance(message, str) and message for message in messages)
-    else:
-        assert "errors" not in body
-    return body
-
-
-def post(client, headers: dict, body=VALID_BODY):
-    if isinstance(body, bytes):
-        return client.post(PATH, headers=headers, data=body)
-    return client.post(PATH, headers=headers, json=body)
-
 
 def revoke(services, key_id: str) -> None:
-    admin.revoke_api_key(services.db, uuid.UUID(key_id))
+    admin.revoke_api_key(services.directory, uuid.UUID(key_id))
 
 
 @pytest.fixture()
@@ -101,11 +66,14 @@ def test_a_missing_empty_or_blank_header_gets_401_authentication_failed(client, 
         del headers[header]
     else:
         headers[header] = value
-    assert_problem(post(client, headers), "authentication_failed")
+    assert_problem(api_request(client, None, headers=headers), "authentication_failed")
 
 
 def test_no_credential_headers_at_all_gets_401_authentication_failed(client, org):
-    assert_problem(post(client, {"Content-Type": "application/json"}), "authentication_failed")
+    assert_problem(
+        api_request(client, None, headers={"Content-Type": "application/json"}),
+        "authentication_failed",
+    )
 
 
 # --- check 2: the provider id maps to no organisation --------------------------------------
@@ -138,7 +106,7 @@ def test_no_credential_headers_at_all_gets_401_authentication_failed(client, org
 )
 def test_a_provider_that_maps_to_no_organisation_gets_400_invalid_provider(client, org, provider):
     headers = org.headers() | {PROVIDER_HEADER: provider}
-    assert_problem(post(client, headers), "invalid_provider")
+    assert_problem(api_request(client, None, headers=headers), "invalid_provider")
 
 
 # --- check 3: the key is unknown, revoked, or of another organisation -----------------------
@@ -150,12 +118,15 @@ def test_a_provider_that_maps_to_no_organisation_gets_400_invalid_provider(clien
     ids=["well-formed", "short", "sql"],
 )
 def test_an_unknown_key_gets_401_authentication_failed(client, org, secret):
-    assert_problem(post(client, org.headers() | {KEY_HEADER: secret}), "authentication_failed")
+    assert_problem(
+        api_request(client, None, headers=org.headers() | {KEY_HEADER: secret}),
+        "authentication_failed",
+    )
 
 
 def test_a_revoked_key_gets_401_authentication_failed(client, org, services):
     revoke(services, org.root.id)
-    assert_problem(post(client, org.headers()), "authentication_failed")
+    assert_problem(api_request(client, None, headers=org.headers()), "authentication_failed")
 
 
 @pytest.mark.parametrize("whose", ["root", "clinic"])
@@ -164,8 +135,13 @@ def test_a_valid_key_of_another_organisation_gets_401_authentication_failed(
 ):
     other = make_org()
     secret = other.root.secret if whose == "root" else other.clinic_keys[0].secret
-    assert post(client, other.headers()).status_code == 200  # the key itself is valid
-    assert_problem(post(client, org.headers() | {KEY_HEADER: secret}), "authentication_failed")
+    assert (
+        api_request(client, None, headers=other.headers()).status_code == 200
+    )  # the key itself is valid
+    assert_problem(
+        api_request(client, None, headers=org.headers() | {KEY_HEADER: secret}),
+        "authentication_failed",
+    )
 
 
 # --- check 4: the key is valid but not a root key -----------------------------------------
@@ -173,7 +149,9 @@ def test_a_valid_key_of_another_organisation_gets_401_authentication_failed(
 
 @pytest.mark.parametrize("index", [0, 1])
 def test_non_root_key_gets_403_root_key_required(client, org, index):
-    assert_problem(post(client, org.headers(org.clinic_keys[index])), "root_key_required")
+    assert_problem(
+        api_request(client, None, headers=org.headers(org.clinic_keys[index])), "root_key_required"
+    )
 
 
 # --- check 5: the body breaks a rule (test_malformed.py has the full list) -----------------
@@ -181,7 +159,12 @@ def test_non_root_key_gets_403_root_key_required(client, org, index):
 
 def test_an_invalid_body_gets_400_invalid_request_naming_the_field(client, org):
     body = assert_problem(
-        post(client, org.headers(), {"start_date": "2024-02-30", "end_date": "2024-03-01"}),
+        api_request(
+            client,
+            None,
+            {"start_date": "2024-02-30", "end_date": "2024-03-01"},
+            headers=org.headers(),
+        ),
         "invalid_request",
     )
     assert list(body["errors"]) == ["start_date"]
@@ -196,7 +179,7 @@ def test_a_target_key_of_another_organisation_gets_403_api_key_outside_organisat
 ):
     other = make_org()
     target = other.clinic_keys[0].id if whose == "clinic" else other.root.id
-    response = post(client, org.headers(), VALID_BODY | {"api_key_id": target})
+    response = api_request(client, None, VALID_BODY | {"api_key_id": target}, headers=org.headers())
     assert_problem(response, "api_key_outside_organisation")
 
 
@@ -213,7 +196,9 @@ def test_a_target_key_of_another_organisation_gets_403_api_key_outside_organisat
     ids=["unknown-uuid", "not-a-uuid-string", "own-root-key-has-no-clinic"],
 )
 def test_a_target_that_names_no_key_or_no_clinic_gets_404_api_key_not_found(client, org, target):
-    response = post(client, org.headers(), VALID_BODY | {"api_key_id": target(org)})
+    response = api_request(
+        client, None, VALID_BODY | {"api_key_id": target(org)}, headers=org.headers()
+    )
     assert_problem(response, "api_key_not_found")
 
 
@@ -311,7 +296,7 @@ def world(org, make_org, services):
     """This organisation (clinic key 1 revoked, plus a revoked root key) and another one
     (its clinic key 1 revoked)."""
     revoked_root, revoked_secret = admin.create_api_key(
-        services.db, uuid.UUID(org.id), "revoked root", is_root=True
+        services.directory, uuid.UUID(org.id), "revoked root", is_root=True
     )
     revoke(services, str(revoked_root.id))
     revoke(services, org.clinic_keys[1].id)
@@ -351,17 +336,22 @@ def request_for(wrong: Wrong, world) -> tuple[dict, dict | bytes]:
 @pytest.mark.parametrize(("wrong", "code"), ORDER)
 def test_when_several_things_are_wrong_the_first_failing_check_answers(client, world, wrong, code):
     headers, body = request_for(wrong, world)
-    assert_problem(post(client, headers, body), code)
+    assert_problem(api_request(client, None, body, headers=headers), code)
 
 
 def test_the_order_cases_break_only_what_they_claim(client, world):
     """Fixing the first fault makes each piece work: live keys authenticate, and the
     foreign targets are real keys their own organisation can read."""
     org, other, _ = world
-    assert post(client, org.headers()).status_code == 200
-    assert post(client, org.headers(org.clinic_keys[0]), NOT_JSON).status_code == 403
+    assert api_request(client, None, headers=org.headers()).status_code == 200
+    assert (
+        api_request(client, None, NOT_JSON, headers=org.headers(org.clinic_keys[0])).status_code
+        == 403
+    )
     for target in (other.clinic_keys[0].id, other.clinic_keys[1].id):
-        response = post(client, other.headers(), VALID_BODY | {"api_key_id": target})
+        response = api_request(
+            client, None, VALID_BODY | {"api_key_id": target}, headers=other.headers()
+        )
         assert response.status_code == 200, response.get_json()
 
 
@@ -369,10 +359,12 @@ def test_the_order_cases_break_only_what_they_claim(client, world):
 
 
 def test_a_revoked_caller_key_stops_authenticating_at_once(client, org, services):
-    assert post(client, org.headers()).status_code == 200
+    assert api_request(client, None, headers=org.headers()).status_code == 200
     revoke(services, org.root.id)
-    assert_problem(post(client, org.headers()), "authentication_failed")
-    assert_problem(post(client, org.headers(), BAD_BODY), "authentication_failed")
+    assert_problem(api_request(client, None, headers=org.headers()), "authentication_failed")
+    assert_problem(
+        api_request(client, None, BAD_BODY, headers=org.headers()), "authentication_failed"
+    )
 
 
 def test_a_revoked_target_key_of_the_organisation_is_still_reported(
@@ -387,12 +379,16 @@ def test_a_revoked_target_key_of_the_organisation_is_still_reported(
             usage_event(sibling.id, "2024-01-10T12:00:00Z", 999_999, 999, 99),
         ]
     )
-    before = post(client, org.headers(), VALID_BODY | {"api_key_id": target.id})
+    before = api_request(
+        client, None, VALID_BODY | {"api_key_id": target.id}, headers=org.headers()
+    )
     assert before.status_code == 200
     assert before.get_json()["api_key"]["revoked_at"] is None
 
     revoke(services, target.id)
-    response = post(client, org.headers(), VALID_BODY | {"api_key_id": target.id})
+    response = api_request(
+        client, None, VALID_BODY | {"api_key_id": target.id}, headers=org.headers()
+    )
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
@@ -421,5 +417,7 @@ def test_a_revoked_target_key_of_another_organisation_is_still_outside(
 ):
     other = make_org()
     revoke(services, other.clinic_keys[0].id)
-    response = post(client, org.headers(), VALID_BODY | {"api_key_id": other.clinic_keys[0].id})
+    response = api_request(
+        client, None, VALID_BODY | {"api_key_id": other.clinic_keys[0].id}, headers=org.headers()
+    )
     assert_problem(response, "api_key_outside_organisation")

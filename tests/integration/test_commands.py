@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from tests.support import query
+from tests.support.api import api_request, body_for
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -90,7 +90,7 @@ def test_key_create_shows_the_secret_once_and_stores_only_its_hash(console, serv
     for made in (key, root):
         assert UUID_RE.fullmatch(made["id"])
         assert made["secret"].startswith(made["prefix"]) and len(made["secret"]) >= 40
-        with services.db.connection() as conn:
+        with services.database.connection() as conn:
             row = conn.execute("SELECT * FROM api_keys WHERE id = %s", (made["id"],)).fetchone()
         assert made["secret"] not in repr(row)
         assert made["secret"].encode() not in b"".join(v for v in row if isinstance(v, bytes))
@@ -121,12 +121,12 @@ def test_key_create_refuses_a_clinic_of_another_organisation(console):
 
 def test_key_revoke_stops_the_key_at_once(console, client, org):
     day = date(2024, 1, 1)
-    assert query(client, org, day, day).status_code == 200
+    assert api_request(client, org, body_for(day, day)).status_code == 200
     revoked = ok(console("key", "revoke", org.root.id))
     assert revoked["id"] == org.root.id and revoked["revoked_at"].endswith("Z")
     again = ok(console("key", "revoke", org.root.id))
     assert again["revoked_at"] == revoked["revoked_at"]
-    assert query(client, org, day, day).status_code == 401
+    assert api_request(client, org, body_for(day, day)).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_usage_import_exit_statuses(console, org, tmp_path):
 
 def test_demo_seed_is_idempotent_and_its_curl_key_works(console, client, services):
     def counts() -> tuple:
-        with services.db.connection() as conn:
+        with services.database.connection() as conn:
             return conn.execute(
                 "SELECT (SELECT count(*) FROM usage_events), (SELECT count(*) FROM api_keys),"
                 " (SELECT count(*) FROM organisations)"

@@ -11,12 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from service import admin
-from tests.integration.events import (
+from service.usecases import admin
+from tests.support.api import api_request, body_for, figures
+from tests.support.events import (
     METRICS,
     Event,
-    daily_sums,
     event_prefix,
+    expected_deltas,
     make_event,
     make_events,
     total_of,
@@ -30,21 +31,7 @@ DAYS = [date(2023, 12, 28) + timedelta(days=n) for n in range(8)] + [
 DATA_START, DATA_END = date(2023, 12, 27), date(2024, 3, 3)  # events may slip a day early
 RANGE_START, RANGE_END = date(2023, 12, 1), date(2024, 3, 31)
 RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z")
-ENDPOINT = "/api/v1/usage-analytics"
 EVENT_COUNT = 400
-
-
-def post(client, org, start: date, end: date, api_key_id: str | None = None):
-    body: dict = {"start_date": start.isoformat(), "end_date": end.isoformat()}
-    if api_key_id is not None:
-        body["api_key_id"] = api_key_id
-    return client.post(ENDPOINT, headers=org.headers(), json=body)
-
-
-def figures(client, org, start: date, end: date, api_key_id: str | None = None) -> dict:
-    response = post(client, org, start, end, api_key_id)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def import_events(cli, tmp_path, events: list[Event], fmt: str = "jsonl") -> dict:
@@ -84,10 +71,10 @@ def test_generated_events_cover_both_sides_of_midnight_and_every_offset_spelling
 
 def test_org_wide_deltas_are_the_exact_per_utc_day_sums(client, imported):
     org, events = imported
-    response = post(client, org, RANGE_START, RANGE_END)
+    response = api_request(client, org, body_for(RANGE_START, RANGE_END))
     assert response.status_code == 200
     body = response.get_json()
-    expected = daily_sums(events)
+    expected = expected_deltas(events)
     assert body["api_key"] is None
     assert body["deltas"] == expected
     assert body["total"] == total_of(expected)
@@ -95,7 +82,7 @@ def test_org_wide_deltas_are_the_exact_per_utc_day_sums(client, imported):
 
 def test_deltas_are_in_ascending_date_order_in_the_json_text(client, imported):
     org, _ = imported
-    response = post(client, org, RANGE_START, RANGE_END)
+    response = api_request(client, org, body_for(RANGE_START, RANGE_END))
     in_text_order = list(json.loads(response.get_data(as_text=True))["deltas"])
     assert in_text_order == sorted(in_text_order)
     assert len(in_text_order) > 10
@@ -104,7 +91,9 @@ def test_deltas_are_in_ascending_date_order_in_the_json_text(client, imported):
 def test_only_days_with_usage_are_listed(client, imported):
     org, events = imported
     deltas = figures(client, org, RANGE_START, RANGE_END)["deltas"]
-    assert set(deltas) == {day for day, sums in daily_sums(events).items() if any(sums.values())}
+    assert set(deltas) == {
+        day for day, sums in expected_deltas(events).items() if any(sums.values())
+    }
     assert all(any(day.values()) for day in deltas.values())
     assert "2024-01-15" not in deltas  # inside the range, no events
 
@@ -131,7 +120,7 @@ def test_total_is_the_sum_of_deltas_and_every_figure_is_an_int(client, imported)
 )
 def test_a_range_inside_the_data_counts_both_ends_inclusive(client, imported, start, end):
     org, events = imported
-    expected = daily_sums(events, start, end)
+    expected = expected_deltas(events, start, end)
     assert start.isoformat() in expected and end.isoformat() in expected
     body = figures(client, org, start, end)
     assert body["deltas"] == expected
@@ -143,7 +132,7 @@ def test_a_one_day_range_holds_that_utc_day_alone(client, imported):
     day = date(2024, 1, 1)
     body = figures(client, org, day, day)
     assert list(body["deltas"]) == ["2024-01-01"]
-    assert body["deltas"] == daily_sums(events, day, day)
+    assert body["deltas"] == expected_deltas(events, day, day)
 
 
 def test_a_range_in_the_future_has_zero_totals_and_no_deltas(client, imported):
@@ -163,8 +152,8 @@ def test_the_longest_allowed_range_returns_every_figure(client, imported, settin
     end = start + timedelta(days=settings.max_range_days - 1)
     assert end > DATA_END
     body = figures(client, org, start, end)
-    assert body["deltas"] == daily_sums(events)
-    too_long = post(client, org, start, end + timedelta(days=1))
+    assert body["deltas"] == expected_deltas(events)
+    too_long = api_request(client, org, body_for(start, end + timedelta(days=1)))
     assert too_long.status_code == 400
     assert too_long.get_json()["code"] == "invalid_request"
 
@@ -172,7 +161,7 @@ def test_the_longest_allowed_range_returns_every_figure(client, imported, settin
 def test_per_key_figures_cover_that_key_alone(client, imported):
     org, events = imported
     for key in org.clinic_keys:
-        expected = daily_sums(events, api_key_id=key.id)
+        expected = expected_deltas(events, api_key_id=key.id)
         body = figures(client, org, RANGE_START, RANGE_END, key.id)
         assert body["deltas"] == expected, key.id
         assert body["total"] == total_of(expected)
@@ -211,12 +200,12 @@ def test_a_revoked_key_reports_revoked_at_and_keeps_its_figures(client, imported
     org, events = imported
     key = org.clinic_keys[0]
     before = figures(client, org, RANGE_START, RANGE_END, key.id)
-    revoked = admin.revoke_api_key(services.db, uuid.UUID(key.id))
+    revoked = admin.revoke_api_key(services.directory, uuid.UUID(key.id))
     after = figures(client, org, RANGE_START, RANGE_END, key.id)
     assert RFC3339_UTC.fullmatch(after["api_key"]["revoked_at"]), after["api_key"]
     assert after["api_key"]["revoked_at"] == revoked["revoked_at"]
     assert after["api_key"]["created_at"] == before["api_key"]["created_at"]
-    assert after["deltas"] == daily_sums(events, api_key_id=key.id) == before["deltas"]
+    assert after["deltas"] == expected_deltas(events, api_key_id=key.id) == before["deltas"]
     assert after["deltas"] != {}
 
 
@@ -224,12 +213,12 @@ def test_org_wide_figures_include_revoked_keys_and_the_root_keys_own_events(
     client, imported, services
 ):
     org, events = imported
-    assert daily_sums(events, api_key_id=org.root.id) != {}
+    assert expected_deltas(events, api_key_id=org.root.id) != {}
     for key in org.clinic_keys[:2]:
-        admin.revoke_api_key(services.db, uuid.UUID(key.id))
+        admin.revoke_api_key(services.directory, uuid.UUID(key.id))
     body = figures(client, org, RANGE_START, RANGE_END)
-    assert body["deltas"] == daily_sums(events)
-    without_root = daily_sums([event for event in events if event.api_key_id != org.root.id])
+    assert body["deltas"] == expected_deltas(events)
+    without_root = expected_deltas([event for event in events if event.api_key_id != org.root.id])
     assert body["deltas"] != without_root
 
 
@@ -286,7 +275,7 @@ def test_big_figures_on_one_day_sum_exactly(client, make_org, cli, tmp_path):
         "usage": 5 * (2**31 - 1) + 1,
         "stt_duration": 5 * (2**53 - 1),
     }
-    response = post(client, org, day, day)
+    response = api_request(client, org, body_for(day, day))
     assert response.status_code == 200
     body = response.get_json()
     assert body["deltas"] == {"2024-07-01": org_wide}
@@ -305,8 +294,8 @@ def test_each_root_key_sees_only_its_own_organisations_figures(client, make_org,
     import_events(cli, tmp_path, first_events + second_events, "jsonl")
     for org, events in ((first, first_events), (second, second_events)):
         body = figures(client, org, RANGE_START, RANGE_END)
-        assert body["deltas"] == daily_sums(events)
-        assert body["total"] == total_of(daily_sums(events))
+        assert body["deltas"] == expected_deltas(events)
+        assert body["total"] == total_of(expected_deltas(events))
 
 
 @pytest.mark.parametrize("asker", [0, 1])
@@ -322,7 +311,7 @@ def test_a_key_of_another_organisation_gets_403_api_key_outside_organisation(
     ]
     import_events(cli, tmp_path, events, "jsonl")
     mine, theirs = orgs[asker], orgs[1 - asker]
-    response = post(client, mine, RANGE_START, RANGE_END, theirs.clinic_keys[0].id)
+    response = api_request(client, mine, body_for(RANGE_START, RANGE_END, theirs.clinic_keys[0].id))
     assert response.status_code == 403
     problem = response.get_json()
     assert problem["code"] == "api_key_outside_organisation"
@@ -342,7 +331,7 @@ def test_a_late_event_for_a_day_already_queried_shows_up_in_the_next_query(
     events = make_events(rng, [key], [day, day + timedelta(days=1)], 40)
     import_events(cli, tmp_path, events, "csv")
     first = figures(client, org, DATA_START, day + timedelta(days=2), api_key_id)
-    assert first["deltas"] == daily_sums(events, api_key_id=api_key_id)
+    assert first["deltas"] == expected_deltas(events, api_key_id=api_key_id)
     late = make_event(
         rng,
         f"{event_prefix()}-late",
@@ -352,5 +341,5 @@ def test_a_late_event_for_a_day_already_queried_shows_up_in_the_next_query(
     )
     import_events(cli, tmp_path, [late], "jsonl")
     second = figures(client, org, DATA_START, day + timedelta(days=2), api_key_id)
-    assert second["deltas"] == daily_sums([*events, late], api_key_id=api_key_id)
+    assert second["deltas"] == expected_deltas([*events, late], api_key_id=api_key_id)
     assert second["total"]["tokens"] == first["total"]["tokens"] + 1_000

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from config.settings import Settings
-from service import repository
+from service.entrypoints.http.conventions import services_of
+from tests.support.api import assert_problem
 
 PATH = "/api/v1/usage-analytics"
 KEY_HEADER = "X-Scrubs-Clinic-Api-Key"
@@ -51,21 +52,7 @@ def app_with(settings):
 
     yield make
     for application in made:
-        application.extensions["scrubs"].close()
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    body = response.get_json(silent=True)
-    assert response.status_code == status, body
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert body["type"] == "about:blank"
-    assert body["status"] == status
-    assert body["code"] == code
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    assert "errors" not in body
-    return body
+        services_of(application).close()
 
 
 # --- X-Request-ID -------------------------------------------------------------------------
@@ -150,7 +137,7 @@ def test_a_missing_or_unusable_request_id_is_replaced_by_a_generated_one(client,
 )
 def test_an_unknown_route_gets_404_problem_not_found(client, org, method, path):
     response = client.open(path, method=method, headers=org.headers(), json=BODY)
-    assert_problem(response, 404, "not_found")
+    assert_problem(response, "not_found", 404)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +157,7 @@ def test_an_unknown_route_gets_404_problem_not_found(client, org, method, path):
 )
 def test_a_wrong_method_gets_405_problem_with_an_allow_header(client, org, method, path, allowed):
     response = client.open(path, method=method, headers=org.headers(), json=BODY)
-    assert_problem(response, 405, "method_not_allowed")
+    assert_problem(response, "method_not_allowed", 405)
     methods = {name.strip() for name in response.headers["Allow"].split(",")}
     assert allowed in methods
     assert method not in methods
@@ -189,12 +176,12 @@ def test_an_unexpected_failure_gets_a_generic_500_that_leaks_nothing(client, org
     def fail(*args, **kwargs):
         raise RuntimeError(message)
 
-    monkeypatch.setattr(repository, "organisation_daily_usage", fail)
+    monkeypatch.setattr(services_of(client.application).rollups, "organisation_days", fail)
     response = client.post(
         PATH, headers=org.headers(), json={"start_date": "1999-01-01", "end_date": "1999-01-31"}
     )
 
-    body = assert_problem(response, 500, "internal_error")
+    body = assert_problem(response, "internal_error", 500)
     assert body["title"] == "Unexpected server failure."
     assert response.headers["Cache-Control"] == "no-store"
     sent_back = response.get_data(as_text=True) + str(response.headers)
@@ -205,7 +192,7 @@ def test_an_unexpected_failure_gets_a_generic_500_that_leaks_nothing(client, org
 
 def test_the_500_is_only_for_that_request(client, org, monkeypatch):
     with monkeypatch.context() as patched:
-        patched.setattr(repository, "organisation_daily_usage", _always_fails)
+        patched.setattr(services_of(client.application).rollups, "organisation_days", _always_fails)
         assert client.post(PATH, headers=org.headers(), json=BODY).status_code == 500
     assert client.post(PATH, headers=org.headers(), json=BODY).status_code == 200
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from openapi_spec_validator import validate
 
-from schemas.analytics import UsageAnalyticsRequest
+from schemas.usage_analytics import UsageAnalyticsRequest
 
 PATH = "/api/v1/usage-analytics"
 

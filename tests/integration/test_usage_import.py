@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import deltas, expected_deltas, make_events, write_jsonl
+from tests.support.api import deltas
+from tests.support.events import expected_deltas, make_events, write_jsonl
 
 DAYS = [date(2024, 3, d) for d in range(1, 11)]
 START, END = DAYS[0], DAYS[-1]
@@ -210,10 +211,10 @@ def test_rejected_lines_are_named_and_the_valid_ones_imported(client, org, conso
 
 
 def test_revoked_keys_events_are_imported(client, org, cli, tmp_path, services):
-    from service import admin
+    from service.usecases import admin
 
     key = org.clinic_keys[1]
-    admin.revoke_api_key(services.db, uuid.UUID(key.id))
+    admin.revoke_api_key(services.directory, uuid.UUID(key.id))
     events = make_events(random.Random(6), [key.id], DAYS, 40)
     assert cli("usage", "import", str(write_jsonl(tmp_path / "r.jsonl", events))).exit_code == 0
     assert deltas(client, org, START, END) == expected_deltas(events, START, END)
@@ -271,7 +272,7 @@ def test_an_interrupted_import_leaves_whole_batches_and_a_re_run_finishes_exactl
     args = [str(script), "usage", "import", str(path), "--batch-size", "1000"]
 
     def committed() -> int:
-        with services.db.connection() as conn:
+        with services.database.connection() as conn:
             return conn.execute(
                 "SELECT count(*) FROM usage_events WHERE event_id LIKE %s", (prefix + "-%",)
             ).fetchone()[0]

@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +24,10 @@ import psycopg
 import pytest
 
 from config.settings import Settings
-from service import admin
-from service.context import Services
-from service.db import upgrade_database
-from tests.conftest import PrivateRedis
+from service.adapters.postgres.migrate import upgrade_database
+from service.bootstrap import command_services
+from tests.support.orgs import create_org
+from tests.support.servers import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -182,22 +181,10 @@ def stack(tmp_path_factory):
             "CACHE_BREAKER_RESET_SECONDS": "1",
         }
         built = Stack(postgres, redis_server, env, log=workdir / "gunicorn.log")
-        services = Services.from_settings(
-            Settings(database_url=postgres.url, redis_url=""), pooled=False
-        )
+        services = command_services(Settings(database_url=postgres.url, redis_url=""))
         for n in range(3):
-            org = admin.create_organisation(services.db, f"Reliability {n}")
-            org_id = uuid.UUID(org["id"])
-            provider = admin.create_provider(services.db, org_id, f"rel-{n}-{uuid.uuid4().hex[:6]}")
-            _, secret = admin.create_api_key(services.db, org_id, "root", is_root=True)
-            keys = []
-            for k in range(4):
-                clinic = admin.create_clinic(services.db, org_id, f"Clinic {k}")
-                key, _ = admin.create_api_key(
-                    services.db, org_id, f"k{k}", clinic_id=uuid.UUID(clinic["id"])
-                )
-                keys.append(str(key.id))
-            built.tenants.append(Tenant(org["id"], provider["id"], secret, keys))
+            org = create_org(services.directory, clinic_keys=4, name=f"Reliability {n}")
+            built.tenants.append(Tenant(org.id, org.provider_id, org.root.secret, org.key_ids))
         services.close()
         built.start_gunicorn()
         yield built

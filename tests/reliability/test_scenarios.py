@@ -30,7 +30,7 @@ import psycopg
 import pytest
 
 from tests.reliability.conftest import Stack, plan_for, rss_kib
-from tests.support import Event, expected_deltas, make_events, write_jsonl
+from tests.support.events import Event, expected_deltas, make_events, write_jsonl
 
 pytestmark = pytest.mark.reliability
 

@@ -13,7 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import expected_deltas, make_events, write_jsonl
+from service.entrypoints.http.conventions import services_of
+from tests.support.commands import run_command
+from tests.support.events import expected_deltas, make_events, write_jsonl
+from tests.support.orgs import create_org
 
 pytestmark = pytest.mark.reliability
 
@@ -24,35 +27,16 @@ DAYS = [date(2024, 5, 1) + timedelta(days=n) for n in range(30)]
 @pytest.fixture(scope="module")
 def two_organisations(app, tmp_path_factory):
     """A and B with usage of their own (B's events carry figures A's never have)."""
-    from service import admin
-    from tests.conftest import Key, Org
-
-    db = app.extensions["scrubs"].db
-    made = []
-    for name in ("A", "B"):
-        org = admin.create_organisation(db, f"Isolation {name}")
-        org_id = uuid.UUID(org["id"])
-        provider = admin.create_provider(db, org_id, f"iso-{name}-{uuid.uuid4().hex[:8]}")
-        root, secret = admin.create_api_key(db, org_id, "root", is_root=True)
-        made_org = Org(org["id"], provider["id"], Key(str(root.id), secret, None, True))
-        for k in range(3):
-            clinic = admin.create_clinic(db, org_id, f"{name} clinic {k}")
-            key, key_secret = admin.create_api_key(
-                db, org_id, f"{name} key {k}", clinic_id=uuid.UUID(clinic["id"])
-            )
-            made_org.clinic_keys.append(Key(str(key.id), key_secret, clinic["id"], False))
-        made.append(made_org)
-    a, b = made
+    services = services_of(app)
+    a, b = (create_org(services.directory, 3, f"Isolation {name}") for name in ("A", "B"))
     workdir = tmp_path_factory.mktemp("isolation")
     events = {}
     for org, seed in ((a, 1), (b, 2)):
         events[org.id] = make_events(
             random.Random(seed), [k.id for k in org.clinic_keys], DAYS, 400
         )
-        runner = app.test_cli_runner()
-        result = runner.invoke(
-            args=["usage", "import", str(write_jsonl(workdir / f"{seed}.jsonl", events[org.id]))]
-        )
+        path = write_jsonl(workdir / f"{seed}.jsonl", events[org.id])
+        result = run_command(services.settings, "usage", "import", str(path))
         assert result.exit_code == 0, result.output
     return a, b, events
 

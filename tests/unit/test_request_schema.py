@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from schemas.analytics import UsageAnalyticsRequest
+from schemas.usage_analytics import UsageAnalyticsRequest
 
 RANGE = {"start_date": "2024-01-01", "end_date": "2024-01-31"}
 RANGE_FIELDS = ("start_date", "end_date")

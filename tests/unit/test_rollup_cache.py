@@ -9,8 +9,10 @@ from datetime import date, timedelta
 import fakeredis
 import pytest
 
-from service.domain import DayUsage
-from service.rollup_cache import CacheUnavailable, Layout, RollupCache, Scope, lease_of
+from service.adapters.redis.layout import Layout, lease_of
+from service.adapters.redis.rollup_cache import RedisRollupCache
+from service.domain.figures import DayUsage, Scope
+from service.usecases.ports import CacheUnavailable
 
 TODAY = date(2024, 3, 10)
 ORG = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -25,18 +27,18 @@ def usage(day: date, tokens: int) -> DayUsage:
     return DayUsage(day, tokens, tokens % 7, tokens % 11)
 
 
-def cache_on(server: fakeredis.FakeServer | None = None, **overrides) -> RollupCache:
+def cache_on(server: fakeredis.FakeServer | None = None, **overrides) -> RedisRollupCache:
     options = {
         "namespace": "testdb",
         "ttl_seconds": 3600,
         "today_ttl_seconds": 60,
         "lease_ms": 10_000,
     }
-    return RollupCache(fakeredis.FakeRedis(server=server), **(options | overrides))
+    return RedisRollupCache(fakeredis.FakeRedis(server=server), **(options | overrides))
 
 
 @pytest.fixture()
-def cache() -> RollupCache:
+def cache() -> RedisRollupCache:
     return cache_on()
 
 

@@ -9,8 +9,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from schemas.analytics import UsageAnalyticsResponse
-from service.domain import ApiKeyInfo, DayUsage, UsageSummary
+from schemas.usage_analytics import UsageAnalyticsResponse
+from service.domain.figures import DayUsage, UsageSummary
+from service.domain.keys import ApiKeyInfo
 
 DAYS = [
     DayUsage(date(2024, 1, 15), tokens=1_000_000, usage=25, stt_duration=30),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.usage_event import (
+from service.domain.usage_events import (
     InvalidEvent,
     UsageEvent,
     check_csv_header,

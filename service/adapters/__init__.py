@@ -1,0 +1,1 @@
+"""Adapters: the ports of service/usecases/ports.py on Postgres and on Redis."""

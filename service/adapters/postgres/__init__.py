@@ -1,0 +1,1 @@
+"""Postgres: connections, schema migrations, and one module of SQL per aggregate."""

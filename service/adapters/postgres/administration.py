@@ -1,0 +1,151 @@
+"""SQL of the directory: organisations, providers, clinics and API keys, and the one
+lookup that authenticates a request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+
+from service.adapters.postgres.pool import Database
+from service.domain.keys import ApiKeyInfo
+from service.usecases.ports import Credentials
+
+CREDENTIALS = """
+    SELECT p.organisation_id, k.id, k.organisation_id, coalesce(k.is_root, false),
+           k.revoked_at IS NOT NULL,
+           EXISTS (SELECT 1 FROM cache_outbox o WHERE o.organisation_id = p.organisation_id)
+    FROM providers p
+    LEFT JOIN api_keys k ON k.secret_hash = %s
+    WHERE p.id = %s
+"""
+
+API_KEY = """
+    SELECT k.id, k.organisation_id, k.name, k.prefix, k.clinic_id, c.name,
+           k.is_root, k.created_at, k.revoked_at
+    FROM api_keys k LEFT JOIN clinics c ON c.id = k.clinic_id
+    WHERE k.id = %s
+"""
+
+
+def _credentials(
+    conn: psycopg.Connection, provider_id: str, secret_hash: bytes
+) -> Credentials | None:
+    row = conn.execute(CREDENTIALS, (secret_hash, provider_id)).fetchone()
+    return None if row is None else Credentials(*row)
+
+
+def _api_key(conn: psycopg.Connection, api_key_id: UUID) -> ApiKeyInfo | None:
+    row = conn.execute(API_KEY, (api_key_id,)).fetchone()
+    return None if row is None else ApiKeyInfo(*row)
+
+
+class PostgresDirectory:
+    """The Directory port (service/usecases/ports.py). Reads of the request path go through
+    `Database.read` (retried once, behind the breaker); writes are single statements."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def credentials(self, provider_id: str, secret_hash: bytes) -> Credentials | None:
+        """None when the provider is unknown; otherwise the key is None when no key has
+        that hash."""
+        return self.db.read(_credentials, provider_id, secret_hash)
+
+    def api_key(self, api_key_id: UUID) -> ApiKeyInfo | None:
+        return self.db.read(_api_key, api_key_id)
+
+    def organisation_ids(self, only: UUID | None = None) -> list[UUID]:
+        with self.db.connection() as conn:
+            if only is not None:
+                found = conn.execute("SELECT id FROM organisations WHERE id = %s", (only,))
+            else:
+                found = conn.execute("SELECT id FROM organisations ORDER BY id")
+            return [row[0] for row in found]
+
+    def add_organisation(self, organisation_id: UUID, name: str) -> datetime:
+        """Its creation time; an organisation that exists keeps its name and time."""
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "INSERT INTO organisations (id, name) VALUES (%s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET name = organisations.name"
+                " RETURNING created_at",
+                (organisation_id, name),
+            ).fetchone()
+        assert row is not None
+        return row[0]
+
+    def add_provider(self, provider_id: str, organisation_id: UUID, name: str | None) -> bool:
+        """False when the id is taken (by this organisation or another)."""
+        with self.db.connection() as conn:
+            cur = conn.execute(
+                "INSERT INTO providers (id, organisation_id, name) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (provider_id, organisation_id, name),
+            )
+            return cur.rowcount == 1
+
+    def provider_organisation(self, provider_id: str) -> UUID | None:
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "SELECT organisation_id FROM providers WHERE id = %s", (provider_id,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def add_clinic(self, clinic_id: UUID, organisation_id: UUID, name: str) -> None:
+        with self.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO clinics (id, organisation_id, name) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (clinic_id, organisation_id, name),
+            )
+
+    def clinic_organisation(self, clinic_id: UUID) -> UUID | None:
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "SELECT organisation_id FROM clinics WHERE id = %s", (clinic_id,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def add_api_key(
+        self,
+        *,
+        api_key_id: UUID,
+        organisation_id: UUID,
+        clinic_id: UUID | None,
+        name: str,
+        prefix: str,
+        secret_hash: bytes,
+        is_root: bool,
+    ) -> ApiKeyInfo:
+        with self.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO api_keys"
+                " (id, organisation_id, clinic_id, name, prefix, secret_hash, is_root)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (api_key_id, organisation_id, clinic_id, name, prefix, secret_hash, is_root),
+            )
+            info = _api_key(conn, api_key_id)
+        assert info is not None
+        return info
+
+    def replace_api_key_secret(self, api_key_id: UUID, prefix: str, secret_hash: bytes) -> bool:
+        with self.db.connection() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET prefix = %s, secret_hash = %s, revoked_at = NULL"
+                " WHERE id = %s",
+                (prefix, secret_hash, api_key_id),
+            )
+            return cur.rowcount == 1
+
+    def revoke_api_key(self, api_key_id: UUID) -> datetime | None:
+        """The key's revocation time (kept from an earlier revoke), or None for an unknown
+        key."""
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+                " WHERE id = %s RETURNING revoked_at",
+                (api_key_id,),
+            ).fetchone()
+        return None if row is None else row[0]

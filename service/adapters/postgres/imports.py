@@ -1,0 +1,165 @@
+"""SQL of imports and the outbox: events staged with COPY and committed set-based with
+their daily rollups and their cache invalidations, in one transaction a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+import psycopg
+
+from service.adapters.postgres.pool import Database
+from service.usecases.ports import (
+    BatchOutcome,
+    FigureTooLarge,
+    ImportConflict,
+    PendingInvalidation,
+)
+
+STAGED_EVENT_COLUMNS = (
+    "line_no",
+    "event_id",
+    "api_key_id",
+    "occurred_at",
+    "tokens",
+    "stt_duration",
+    "usage",
+)
+
+CREATE_STAGE = """
+    CREATE TEMPORARY TABLE IF NOT EXISTS staged_events (
+        line_no       bigint NOT NULL,
+        event_id      text NOT NULL,
+        api_key_id    uuid NOT NULL,
+        occurred_at   timestamptz NOT NULL,
+        tokens        bigint NOT NULL,
+        stt_duration  bigint NOT NULL,
+        usage         integer NOT NULL
+    ) ON COMMIT DELETE ROWS
+"""
+
+UNKNOWN_KEYS = """
+    SELECT s.line_no, s.api_key_id
+    FROM staged_events s
+    WHERE NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.api_key_id)
+    ORDER BY s.line_no
+"""
+
+# Insert the staged events not seen before (the first line wins within a batch), add them
+# to the daily rollups in (key, day) order so that concurrent imports never deadlock, and
+# record the changed (key, day) pairs in the cache outbox.
+COMMIT_STAGED = """
+    WITH fresh AS (
+        INSERT INTO usage_events
+            (event_id, api_key_id, occurred_at, tokens, stt_duration, usage)
+        SELECT DISTINCT ON (s.event_id)
+               s.event_id, s.api_key_id, s.occurred_at, s.tokens, s.stt_duration, s.usage
+        FROM staged_events s
+        JOIN api_keys k ON k.id = s.api_key_id
+        ORDER BY s.event_id, s.line_no
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING api_key_id, occurred_at, tokens, stt_duration, usage
+    ), rolled AS (
+        INSERT INTO usage_daily AS d
+            (api_key_id, day, organisation_id, tokens, usage, stt_duration)
+        SELECT f.api_key_id, (f.occurred_at AT TIME ZONE 'UTC')::date, k.organisation_id,
+               sum(f.tokens), sum(f.usage), sum(f.stt_duration)
+        FROM fresh f
+        JOIN api_keys k ON k.id = f.api_key_id
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2
+        ON CONFLICT (api_key_id, day) DO UPDATE SET
+            tokens = d.tokens + excluded.tokens,
+            usage = d.usage + excluded.usage,
+            stt_duration = d.stt_duration + excluded.stt_duration
+        RETURNING d.organisation_id, d.api_key_id, d.day
+    ), marked AS (
+        INSERT INTO cache_outbox (organisation_id, api_key_ids, days)
+        SELECT organisation_id, array_agg(api_key_id), array_agg(day)
+        FROM rolled
+        GROUP BY organisation_id
+        RETURNING id, organisation_id, api_key_ids, days
+    )
+    SELECT id, organisation_id, api_key_ids, days, (SELECT count(*) FROM fresh)
+    FROM marked
+"""
+
+
+def _forget(conn: psycopg.Connection, ids: list[int]) -> None:
+    conn.execute("DELETE FROM cache_outbox WHERE id = ANY(%s)", (ids,))
+
+
+class PostgresImportSession:
+    """The ImportSession port: one connection for a whole import, with its staging table."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        conn.execute(CREATE_STAGE)
+
+    def commit_batch(self, events: list[tuple]) -> BatchOutcome:
+        """`events`: (line number, *UsageEvent) tuples. One transaction: rolled back whole
+        on ImportConflict (try again) or FigureTooLarge."""
+        try:
+            with self.conn.transaction():
+                columns = ", ".join(STAGED_EVENT_COLUMNS)
+                with self.conn.cursor().copy(f"COPY staged_events ({columns}) FROM STDIN") as copy:
+                    for row in events:
+                        copy.write_row(row)
+                unknown = self.conn.execute(UNKNOWN_KEYS).fetchall()
+                rows = self.conn.execute(COMMIT_STAGED).fetchall()
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            raise ImportConflict() from None
+        except psycopg.errors.NumericValueOutOfRange:
+            raise FigureTooLarge() from None
+        # Every new event changes some rollup, so no outbox row means no new event.
+        inserted = rows[0][-1] if rows else 0
+        return BatchOutcome(inserted, unknown, [PendingInvalidation(*row[:-1]) for row in rows])
+
+    def forget_invalidations(self, ids: list[int]) -> None:
+        _forget(self.conn, ids)
+
+
+class PostgresLedger:
+    """The Ledger port (service/usecases/ports.py)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @contextmanager
+    def import_session(self) -> Iterator[PostgresImportSession]:
+        with self.db.connection() as conn:
+            yield PostgresImportSession(conn)
+
+    def pending_invalidations(
+        self, organisation_id: UUID | None = None, limit: int = 1000
+    ) -> list[PendingInvalidation]:
+        """The oldest outbox rows, of one organisation or of all."""
+        columns = "id, organisation_id, api_key_ids, days"
+        with self.db.connection() as conn:
+            if organisation_id is None:
+                cur = conn.execute(
+                    f"SELECT {columns} FROM cache_outbox ORDER BY id LIMIT %s", (limit,)
+                )
+            else:
+                cur = conn.execute(
+                    f"SELECT {columns} FROM cache_outbox"
+                    " WHERE organisation_id = %s ORDER BY id LIMIT %s",
+                    (organisation_id, limit),
+                )
+            return [PendingInvalidation(*row) for row in cur]
+
+    def pending_invalidation_ids(self, organisation_id: UUID | None = None) -> list[int]:
+        with self.db.connection() as conn:
+            if organisation_id is None:
+                cur = conn.execute("SELECT id FROM cache_outbox")
+            else:
+                cur = conn.execute(
+                    "SELECT id FROM cache_outbox WHERE organisation_id = %s", (organisation_id,)
+                )
+            return [row[0] for row in cur]
+
+    def forget_invalidations(self, ids: list[int]) -> None:
+        """Delivered: the cache has forgotten these rows' days."""
+        with self.db.connection() as conn:
+            _forget(conn, ids)

@@ -1,0 +1,82 @@
+"""Where the rollup cache keeps each day of each scope, and how a day's figures are written.
+
+Keys start with a namespace (one per database, so that two databases never share
+figures through one Redis) and carry the organisation as their hash tag, so that one
+organisation's keys share a Redis Cluster slot and one pipeline reaches them all:
+
+    ua1:NS:{ORG}:org:m:2024-01          hash, a field per day (b"15" -> b"tokens usage stt")
+    ua1:NS:{ORG}:key:KEY:m:2024-01      the same for one key of the organisation
+    ua1:NS:{ORG}:org:d:2024-11-24       the current UTC day, in a hash of its own
+    <bucket>:lease                      a fill in progress for that bucket (random token)
+
+A day without usage is stored as b"0 0 0", so it is a hit too. Days after the current UTC
+day are never cached. A bucket lives `ttl` (past days) or `today_ttl` (the current day)
+from its first fill, plus jitter: a backstop only; invalidation keeps the figures right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from service.domain.figures import DayUsage, Scope
+
+LAYOUT_VERSION = "ua1"
+EMPTY = b"0 0 0"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each day of each scope lives."""
+
+    namespace: str
+
+    def organisation_prefix(self, organisation_id: UUID) -> str:
+        return f"{LAYOUT_VERSION}:{self.namespace}:{{{organisation_id}}}:"
+
+    def pattern(self, organisation_id: UUID | None) -> str:
+        if organisation_id is None:
+            return f"{LAYOUT_VERSION}:{self.namespace}:*"
+        return self.organisation_prefix(organisation_id) + "*"
+
+    def scope_prefix(self, scope: Scope) -> str:
+        owner = "org" if scope.api_key_id is None else f"key:{scope.api_key_id}"
+        return self.organisation_prefix(scope.organisation_id) + owner
+
+    def bucket(self, scope: Scope, day: date, today: date) -> str:
+        base = self.scope_prefix(scope)
+        if day >= today:
+            return f"{base}:d:{day.isoformat()}"
+        return f"{base}:m:{day.year:04d}-{day.month:02d}"
+
+    def buckets(self, scope: Scope, days: Iterable[date], today: date) -> dict[str, list[date]]:
+        """The buckets the cacheable days live in (days after `today` are not cacheable).
+        Called for every request: names are built once per bucket, not once per day."""
+        base = self.scope_prefix(scope)
+        found: dict[str, list[date]] = {}
+        month = None
+        members: list[date] = []
+        for day in days:
+            if day >= today:
+                if day == today:
+                    found[f"{base}:d:{day.isoformat()}"] = [day]
+                continue
+            if (day.year, day.month) != month:
+                month = (day.year, day.month)
+                members = found.setdefault(f"{base}:m:{day.year:04d}-{day.month:02d}", [])
+            members.append(day)
+        return found
+
+
+def lease_of(bucket: str) -> str:
+    return f"{bucket}:lease"
+
+
+def field_of(day: date) -> bytes:
+    return b"%02d" % day.day
+
+
+def encode(day: DayUsage) -> bytes:
+    return b"%d %d %d" % (day.tokens, day.usage, day.stt_duration)

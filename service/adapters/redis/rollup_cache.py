@@ -1,0 +1,256 @@
+"""The Redis rollup cache: daily figures of an organisation (or of one key) in hashes.
+
+Where each day lives is layout.py's business. Fills are lease-guarded: a reader takes the
+bucket's lease (SET NX PX) before its SQL read and writes only while its lease is still
+there (one script checks and writes). Invalidation deletes the lease before the day's
+field, so a fill that raced an import writes nothing, whichever order they meet in.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+from uuid import UUID
+
+import pybreaker
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from service.adapters.redis.layout import EMPTY, Layout, encode, field_of, lease_of
+from service.domain.figures import DayUsage, Scope
+from service.observability import metrics
+from service.usecases.ports import CacheRead, CacheUnavailable
+
+T = TypeVar("T")
+SCAN_BATCH = 1000
+
+FILL_SCRIPT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+
+@dataclass
+class Lease:
+    """The buckets a fill may write (their leases were free), and the token proving it."""
+
+    token: bytes
+    buckets: dict[str, tuple[Scope, list[date]]] = field(default_factory=dict)
+
+
+def redis_client(url: str, timeout_ms: int = 200) -> redis.Redis:
+    """A cache must never hold a request up: redis-py's defaults (seconds of timeout, several
+    retries) would make one command against a hung Redis block for most of a minute. Here a
+    dead pooled socket (Redis restarted) is retried once at once; a timeout is not retried."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_ms / 1000,
+        socket_connect_timeout=timeout_ms / 1000,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        health_check_interval=0,
+        max_connections=64,
+    )
+
+
+class _BreakerGauge(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb, old_state, new_state) -> None:
+        metrics.CACHE_BREAKER_OPEN.set(1 if new_state.name == pybreaker.STATE_OPEN else 0)
+
+
+class RedisRollupCache:
+    """The RollupCache port (service/usecases/ports.py): every Redis command of the service.
+    Each raises CacheUnavailable, never a redis error; the breaker (one per process) stops
+    calls while Redis keeps failing."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str,
+        ttl_seconds: int,
+        today_ttl_seconds: int,
+        lease_ms: int,
+        breaker_failures: int = 3,
+        breaker_reset_seconds: float = 5,
+    ) -> None:
+        self.client = client
+        self.layout = Layout(namespace)
+        self.ttl_ms = ttl_seconds * 1000
+        self.today_ttl_ms = today_ttl_seconds * 1000
+        self.lease_ms = lease_ms
+        # One breaker per process (each gunicorn worker builds its own app).
+        self._breaker_state = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=breaker_failures,
+            reset_timeout=breaker_reset_seconds,
+            state_storage=self._breaker_state,
+            listeners=[_BreakerGauge()],
+            name="redis",
+        )
+        self._fill = client.register_script(FILL_SCRIPT)
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open and its reset timeout has not passed: nothing
+        would reach Redis (after the timeout, the next call is the breaker's trial)."""
+        if self.breaker.current_state != pybreaker.STATE_OPEN:
+            return True
+        opened_at = self._breaker_state.opened_at
+        return opened_at is None or (
+            datetime.now(UTC) >= opened_at + timedelta(seconds=self.breaker.reset_timeout)
+        )
+
+    def ping(self) -> float:
+        """Milliseconds for a PING, bounded by the socket timeouts; past the breaker, so that
+        readiness tells whether Redis answers now."""
+        started = time.perf_counter()
+        try:
+            self.client.ping()
+        except redis.RedisError as problem:
+            raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
+        return (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _guarded(self, operation: Callable[[], T]) -> T:
+        try:
+            return self.breaker.call(operation)
+        except (redis.RedisError, pybreaker.CircuitBreakerError) as problem:
+            metrics.CACHE_UNAVAILABLE.inc()
+            raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
+
+    def read(self, scope: Scope, days: list[date], today: date) -> CacheRead:
+        """One pipelined round trip for all the cacheable days of a range, however many
+        buckets (an HMGET each: cheaper for Redis than any script), decoded in bulk."""
+        buckets = self.layout.buckets(scope, days, today)
+        if not buckets:
+            return CacheRead({}, [])
+
+        def fetch() -> list[list[bytes | None]]:
+            pipe = self.client.pipeline(transaction=False)
+            for bucket, bucket_days in buckets.items():
+                pipe.hmget(bucket, [field_of(day) for day in bucket_days])
+            return pipe.execute()
+
+        missing: list[date] = []
+        with_usage: list[tuple[date, bytes]] = []
+        for bucket_days, values in zip(buckets.values(), self._guarded(fetch), strict=True):
+            for day, value in zip(bucket_days, values, strict=True):
+                if value is None:
+                    missing.append(day)
+                elif value != EMPTY:
+                    with_usage.append((day, value))
+        numbers = list(map(int, b" ".join(value for _, value in with_usage).split()))
+        found = {
+            day: DayUsage(day, numbers[3 * n], numbers[3 * n + 1], numbers[3 * n + 2])
+            for n, (day, _) in enumerate(with_usage)
+        }
+        return CacheRead(found, missing)
+
+    def lease(self, wanted: Iterable[tuple[Scope, list[date]]], today: date) -> Lease:
+        """Take the free leases of the buckets these days live in, in one round trip."""
+        lease = Lease(token=secrets.token_hex(16).encode())
+        buckets: dict[str, tuple[Scope, list[date]]] = {}
+        for scope, days in wanted:
+            for bucket, bucket_days in self.layout.buckets(scope, days, today).items():
+                buckets[bucket] = (scope, bucket_days)
+        if not buckets:
+            return lease
+
+        def take() -> list[bool | None]:
+            pipe = self.client.pipeline(transaction=False)
+            for bucket in buckets:
+                pipe.set(lease_of(bucket), lease.token, nx=True, px=self.lease_ms)
+            return pipe.execute()
+
+        for (bucket, entry), granted in zip(buckets.items(), self._guarded(take), strict=True):
+            if granted:
+                lease.buckets[bucket] = entry
+        return lease
+
+    def fill(self, lease: Lease, figures: dict[Scope, dict[date, DayUsage]], today: date) -> int:
+        """Write the leased buckets whose lease is still ours, from `figures[scope][day]`
+        (a day missing there had no usage), in one round trip. Returns the days written."""
+        if not lease.buckets:
+            return 0
+        buckets = list(lease.buckets.items())
+
+        def write() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            for bucket, (scope, days) in buckets:
+                known = figures.get(scope, {})
+                pairs: list[bytes] = []
+                for day in days:
+                    usage = known.get(day)
+                    pairs += (field_of(day), EMPTY if usage is None else encode(usage))
+                ttl = self.today_ttl_ms if days[0] >= today else self.ttl_ms
+                ttl += random.randrange(ttl // 10 + 1)
+                keys = [bucket, lease_of(bucket)]
+                self._fill(keys=keys, args=[lease.token, ttl, *pairs], client=pipe)
+            return pipe.execute()
+
+        written = self._guarded(write)
+        return sum(len(days) for (_, (_, days)), ok in zip(buckets, written, strict=True) if ok)
+
+    def invalidate(
+        self, touched: Iterable[tuple[UUID, UUID, date]], today: date | None = None
+    ) -> int:
+        """Forget the figures of these (organisation, key, day) triples, in the organisation's
+        rollups and in the key's, in whichever bucket they may sit: a day sits in its month's
+        bucket, and in a day bucket of its own while it is (or was lately) the current day.
+        Each bucket's lease goes before its fields: a fill that checks its lease in between
+        writes nothing, one before is overwritten. One round trip, two commands a bucket;
+        returns how many (scope, day) pairs were forgotten."""
+        today = today or datetime.now(UTC).date()
+        # A day bucket outlives its day by its TTL and jitter at most.
+        day_bucket_lifetime = math.ceil(self.today_ttl_ms * 1.1 / 86_400_000)
+        recent = today - timedelta(days=1 + day_bucket_lifetime)
+        forgotten: set[tuple[Scope, date]] = set()
+        fields: dict[str, set[bytes]] = defaultdict(set)
+        for organisation_id, api_key_id, day in touched:
+            for scope in (Scope(organisation_id), Scope(organisation_id, api_key_id)):
+                if (scope, day) in forgotten:
+                    continue
+                forgotten.add((scope, day))
+                fields[self.layout.bucket(scope, day, today=date.max)].add(field_of(day))
+                if day >= recent:
+                    fields[self.layout.bucket(scope, day, today=day)].add(field_of(day))
+        if not fields:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for bucket, names in fields.items():
+            pipe.delete(lease_of(bucket))
+            pipe.hdel(bucket, *names)
+        self._guarded(pipe.execute)
+        return len(forgotten)
+
+    def clear(self, organisation_id: UUID | None = None) -> int:
+        """Drop the cached rollups and leases of one organisation, or of all; returns how
+        many keys went."""
+
+        def drop() -> int:
+            dropped = 0
+            batch: list[bytes] = []
+            pattern = self.layout.pattern(organisation_id)
+            for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH):
+                batch.append(key)
+                if len(batch) == SCAN_BATCH:
+                    dropped += self.client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                dropped += self.client.unlink(*batch)
+            return dropped
+
+        return self._guarded(drop)

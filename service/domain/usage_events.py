@@ -1,0 +1,143 @@
+"""A usage event and its rules, as `usage import` reads it (README, "Usage import").
+
+Imports run to millions of lines, so this is a plain validator rather than a marshmallow
+schema: it costs a few microseconds a line where a schema load costs tens.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from service.domain.keys import UUID_TEXT
+
+FIELDS = ("event_id", "api_key_id", "occurred_at", "tokens", "stt_duration", "usage")
+ALL_FIELDS = frozenset(FIELDS)
+REQUIRED_FIELDS = ALL_FIELDS - {"usage"}
+MAX_EVENT_ID_LENGTH = 200
+TOKENS_LIMIT = 2**53
+USAGE_LIMIT = 2**31
+DEFAULT_USAGE = 1
+
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?P<second>[0-5][0-9]|60)(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+class InvalidEvent(ValueError):
+    """One line is not a valid usage event; the message says why."""
+
+
+class UsageEvent(NamedTuple):
+    event_id: str
+    api_key_id: str
+    occurred_at: datetime  # in UTC; its date is the day the event counts on
+    tokens: int
+    stt_duration: int
+    usage: int
+
+
+# A line of a file with its number: an event, or the reason it is not one.
+NumberedLine = tuple[int, UsageEvent | InvalidEvent]
+
+
+def event_from_json(obj: Any) -> UsageEvent:
+    """Validate one decoded JSONL line: integers must be JSON integers."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("a line must be a JSON object")
+    _check_field_names(obj.keys())
+    usage = obj.get("usage")
+    return _event(
+        obj["event_id"],
+        obj["api_key_id"],
+        obj["occurred_at"],
+        _json_integer(obj["tokens"], "tokens", TOKENS_LIMIT),
+        _json_integer(obj["stt_duration"], "stt_duration", TOKENS_LIMIT),
+        DEFAULT_USAGE if usage is None else _json_integer(usage, "usage", USAGE_LIMIT),
+    )
+
+
+def event_from_csv(row: dict[str, str]) -> UsageEvent:
+    """Validate one CSV record (header names already checked): every value is text."""
+    usage = row.get("usage") or ""
+    return _event(
+        row["event_id"],
+        row["api_key_id"],
+        row["occurred_at"],
+        _text_integer(row["tokens"], "tokens", TOKENS_LIMIT),
+        _text_integer(row["stt_duration"], "stt_duration", TOKENS_LIMIT),
+        DEFAULT_USAGE if usage == "" else _text_integer(usage, "usage", USAGE_LIMIT),
+    )
+
+
+def check_csv_header(names: list[str] | None) -> None:
+    if not names:
+        raise InvalidEvent("the CSV file has no header row")
+    _check_field_names(set(names))
+    if len(set(names)) != len(names):
+        raise InvalidEvent("the CSV header names a column twice")
+
+
+def _check_field_names(names: Any) -> None:
+    """`names`: a set or a dict's keys."""
+    if REQUIRED_FIELDS <= names <= ALL_FIELDS:  # the usual case, without building sets
+        return
+    unknown = sorted(set(names) - ALL_FIELDS)
+    if unknown:
+        raise InvalidEvent(f"unknown field {unknown[0]!r}")
+    missing = [name for name in FIELDS if name in REQUIRED_FIELDS and name not in names]
+    if missing:
+        raise InvalidEvent(f"missing required field {missing[0]!r}")
+
+
+def _event(
+    event_id: Any, api_key_id: Any, occurred_at: Any, tokens: int, stt_duration: int, usage: int
+) -> UsageEvent:
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID_LENGTH:
+        raise InvalidEvent(f"event_id must be a string of 1-{MAX_EVENT_ID_LENGTH} characters")
+    if "\x00" in event_id:
+        raise InvalidEvent("event_id must not contain a NUL character")
+    if not isinstance(api_key_id, str) or not UUID_TEXT.fullmatch(api_key_id):
+        raise InvalidEvent("api_key_id must be the id of an API key (a UUID)")
+    return UsageEvent(
+        event_id, api_key_id.lower(), _timestamp(occurred_at), tokens, stt_duration, usage
+    )
+
+
+def _timestamp(value: Any) -> datetime:
+    """RFC 3339 with an offset, as an aware UTC datetime."""
+    match = RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidEvent(
+            "occurred_at must be an RFC 3339 timestamp with an offset, "
+            "such as 2024-01-15T09:30:00Z or 2024-01-15T09:30:00+02:00"
+        )
+    text = value.upper()
+    if match["second"] == "60":  # a leap second counts within its minute
+        start, end = match.span("second")
+        text = f"{text[:start]}59{text[end:]}"
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidEvent("occurred_at is not a real moment in time") from None
+
+
+def _json_integer(value: Any, name: str, limit: int) -> int:
+    if type(value) is not int or not 0 <= value < limit:
+        raise InvalidEvent(_integer_rule(name, limit))
+    return value
+
+
+def _text_integer(value: str, name: str, limit: int) -> int:
+    if not DIGITS.fullmatch(value) or int(value) >= limit:
+        raise InvalidEvent(_integer_rule(name, limit))
+    return int(value)
+
+
+def _integer_rule(name: str, limit: int) -> str:
+    power = limit.bit_length() - 1
+    return f"{name} must be an integer 0 <= n < 2^{power}"

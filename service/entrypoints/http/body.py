@@ -1,0 +1,83 @@
+"""Reading the JSON body of a request strictly (check 5 of the API, before the schema)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Request
+from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from service.domain.errors import InvalidRequest
+
+MAX_BODY_BYTES = 16 * 1024
+BODY = "_body"
+MAX_REPORTED_FIELDS = 10
+MAX_REPORTED_NAME = 64
+
+
+class _Rejected(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Rejected(f"{name} is not valid JSON")
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Rejected("a field appears twice in one object")
+    return obj
+
+
+def _body_error(message: str) -> InvalidRequest:
+    return InvalidRequest({BODY: [message]}, f"The request body is invalid: {message}")
+
+
+def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a dict, or InvalidRequest for anything that is not one JSON object."""
+    if request.mimetype != "application/json":
+        raise _body_error("Content-Type must be application/json.")
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise _body_error("the body must be UTF-8 JSON.")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise _body_error(f"the body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
+    except HTTPException:
+        raise _body_error("the body could not be read.") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise _body_error(f"the body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_object_without_repeats
+        )
+    except UnicodeDecodeError:
+        raise _body_error("the body is not valid UTF-8.") from None
+    except (ValueError, RecursionError) as problem:
+        reason = str(problem) if isinstance(problem, _Rejected) else "the body is not valid JSON"
+        raise _body_error(f"{reason}.") from None
+    if not isinstance(data, dict):
+        raise _body_error("the body must be a JSON object.")
+    return data
+
+
+def load_with(schema: Schema, data: dict[str, Any]) -> Any:
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        raise invalid_fields(error.normalized_messages()) from None
+
+
+def invalid_fields(messages: dict[str, Any]) -> InvalidRequest:
+    """Field -> messages, with client-chosen field names kept short and few."""
+    errors: dict[str, list[str]] = {}
+    for name, found in list(messages.items())[:MAX_REPORTED_FIELDS]:
+        shown = name if len(name) <= MAX_REPORTED_NAME else name[:MAX_REPORTED_NAME] + "…"
+        errors[shown] = [str(m) for m in found] if isinstance(found, list) else [str(found)]
+    detail = " ".join(f"{name}: {' '.join(found)}" for name, found in errors.items())
+    return InvalidRequest(errors, f"{InvalidRequest.detail} {detail}")

@@ -1,0 +1,138 @@
+"""What every response of the service shares: a request id, no caching, JSON bodies, and
+RFC 9457 problem details for every failure, including routing and the unexpected."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
+
+from service.domain.errors import QueryRefused
+from service.entrypoints.http.problems import (
+    INTERNAL_ERROR,
+    PROBLEM_CONTENT_TYPE,
+    ROUTE_NOT_FOUND,
+    Problem,
+    client_error,
+    method_not_allowed,
+    problem_for,
+)
+from service.observability import metrics
+from service.usecases.ports import Services
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_REQUEST_ID_LENGTH = 128
+EXTENSION = "scrubs"  # where the app keeps its Services
+
+request_log = logging.getLogger("scrubs.request")
+error_log = logging.getLogger("scrubs.error")
+
+
+def attach_services(app: Flask, services: Services) -> None:
+    app.extensions[EXTENSION] = services
+
+
+def services_of(app: Flask) -> Services:
+    return app.extensions[EXTENSION]
+
+
+def current_services() -> Services:
+    """The Services of the app handling the current request."""
+    return current_app.extensions[EXTENSION]
+
+
+def request_id() -> str:
+    """The client's X-Request-ID when it is 1-128 printable ASCII characters, else a new one."""
+    if "request_id" not in g:
+        sent = request.headers.get(REQUEST_ID_HEADER, "")
+        usable = 0 < len(sent) <= MAX_REQUEST_ID_LENGTH and sent.isascii() and sent.isprintable()
+        g.request_id = sent if usable else uuid.uuid4().hex
+    return g.request_id
+
+
+def json_response(body: Any, status: int = 200, content_type: str = "application/json") -> Response:
+    try:
+        payload = orjson.dumps(body)
+    except TypeError:  # an integer beyond 64 bits: the standard encoder writes it exactly
+        payload = json.dumps(body, separators=(",", ":")).encode()
+    return Response(payload, status=status, content_type=content_type)
+
+
+def problem_response(problem: Problem) -> Response:
+    response = json_response(problem.body(request_id()), problem.status, PROBLEM_CONTENT_TYPE)
+    response.headers.update(problem.headers)
+    return response
+
+
+def _handle_refusal(refusal: QueryRefused) -> Response:
+    return problem_response(problem_for(refusal))
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    if isinstance(error, WerkzeugMethodNotAllowed):
+        return problem_response(method_not_allowed(list(error.valid_methods or [])))
+    if error.code == 404:
+        return problem_response(ROUTE_NOT_FOUND)
+    if error.code is not None and 400 <= error.code < 500:
+        title = f"{error.name}."
+        return problem_response(client_error(error.code, title, error.description or title))
+    return _handle_unexpected(error)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    error_log.error(
+        "unexpected failure",
+        exc_info=error,
+        extra={"request_id": request_id(), "route": _route()},
+    )
+    return problem_response(INTERNAL_ERROR)
+
+
+def _route() -> str:
+    """The matched rule, never the raw path: a bounded set of labels."""
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
+def note_organisation(organisation_id: object) -> None:
+    """Who the request turned out to be for, for its log line."""
+    g.organisation_id = str(organisation_id)
+
+
+def _start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    response.headers["Cache-Control"] = "no-store"
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    route, status = _route(), str(response.status_code)
+    metrics.REQUESTS.labels(route, request.method, status).inc()
+    metrics.REQUEST_SECONDS.labels(route, status).observe(seconds)
+    request_log.info(
+        "request",
+        extra={
+            "request_id": request_id(),
+            "method": request.method,
+            "route": route,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 3),
+            "organisation_id": g.get("organisation_id"),
+        },
+    )
+    return response
+
+
+def install_http_conventions(app: Flask) -> None:
+    app.register_error_handler(QueryRefused, _handle_refusal)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)
+    app.before_request(_start_clock)
+    app.after_request(_finish)
