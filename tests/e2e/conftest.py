@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,26 +12,25 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings
+from tests.support.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @pytest.fixture(scope="session")
 def server(settings, tmp_path_factory):
-    """{"base_url", "env"} of a gunicorn serving the test database with two workers."""
+    """{"base_url", "env", ...} of a gunicorn serving the test database with two workers,
+    started as a user would: PROMETHEUS_MULTIPROC_DIR is not set, so its metrics live in
+    the default directory (named after the test database)."""
     port = free_port()
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != METRICS_VARIABLE},
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
@@ -59,7 +57,13 @@ def server(settings, tmp_path_factory):
                 output = log_path.read_text(errors="replace")
                 pytest.fail(f"gunicorn did not start on {base_url}:\n{output}")
             time.sleep(0.1)
-    yield {"base_url": base_url, "env": env, "process": process, "log": log_path}
+    yield {
+        "base_url": base_url,
+        "env": env,
+        "process": process,
+        "log": log_path,
+        "metrics_dir": Path(Settings.from_env(env).metrics_directory),
+    }
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)

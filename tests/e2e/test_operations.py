@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import METRICS_VARIABLE
 from tests.e2e.metrics import requests_answered, samples
 
 pytestmark = pytest.mark.e2e
@@ -45,10 +46,7 @@ def test_request_metrics_add_up_across_both_workers(server, org):
     assert (
         requests_answered(base, route="/api/v1/usage-analytics", status="200") - before_api == 100
     )
-    pids = {
-        p.name.split("_")[-1]
-        for p in Path(server["env"]["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db")
-    }
+    pids = {p.name.split("_")[-1] for p in server["metrics_dir"].glob("counter_*.db")}
     assert len(pids) >= 2, "both workers answered and were counted"
     latency = samples(base, "scrubs_http_request_duration_seconds_count")
     assert sum(v for labels, v in latency if labels["route"] == "/healthz") >= 300
@@ -76,16 +74,26 @@ def test_cache_metrics_count_hits_and_misses(server, org):
 
 
 def test_imports_run_beside_the_server_are_counted_by_it(server, org, tmp_path):
+    """As a user runs it: `usage import` in a shell without PROMETHEUS_MULTIPROC_DIR, of late
+    events for a day the server has cached. /metrics counts the import's lines and the
+    cached days it made the cache forget."""
     base = server["base_url"]
 
-    def imported(outcome: str) -> float:
+    def total(name: str, **labels: str) -> float:
         return sum(
-            v
-            for labels, v in samples(base, "scrubs_import_events_total")
-            if labels["outcome"] == outcome
+            value
+            for found, value in samples(base, name)
+            if all(found.get(label) == wanted for label, wanted in labels.items())
         )
 
-    before = {outcome: imported(outcome) for outcome in ("inserted", "duplicate", "rejected")}
+    day = {"start_date": "2023-05-01", "end_date": "2023-05-01"}
+    assert call(base, "/api/v1/usage-analytics", org, day) == 200  # the day is cached now
+    assert call(base, "/api/v1/usage-analytics", org, day) == 200
+    before = {
+        outcome: total("scrubs_import_events_total", outcome=outcome)
+        for outcome in ("inserted", "duplicate", "rejected")
+    }
+    invalidated = total("scrubs_cache_invalidated_days_total")
     prefix = uuid.uuid4().hex
     lines = [
         json.dumps(
@@ -101,6 +109,7 @@ def test_imports_run_beside_the_server_are_counted_by_it(server, org, tmp_path):
     ] + ["not json"]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
+    assert METRICS_VARIABLE not in server["env"]
     script = Path(sys.executable).with_name("scrubs-analytics")
     ran = subprocess.run(
         [str(script), "usage", "import", str(path)],
@@ -114,9 +123,11 @@ def test_imports_run_beside_the_server_are_counted_by_it(server, org, tmp_path):
         "duplicates": 10,
         "rejected": 1,
     }
-    assert imported("inserted") - before["inserted"] == 40
-    assert imported("duplicate") - before["duplicate"] == 10
-    assert imported("rejected") - before["rejected"] == 1
+    assert total("scrubs_import_events_total", outcome="inserted") - before["inserted"] == 40
+    assert total("scrubs_import_events_total", outcome="duplicate") - before["duplicate"] == 10
+    assert total("scrubs_import_events_total", outcome="rejected") - before["rejected"] == 1
+    # The day was cached org-wide and is forgotten for the organisation and for the key.
+    assert total("scrubs_cache_invalidated_days_total") - invalidated == 2
 
 
 def test_each_request_leaves_one_json_log_line_with_its_id_and_no_secret(server, org):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from contextlib import suppress
+from pathlib import Path
 
+import pytest
 import redis
 
 
@@ -72,3 +80,57 @@ class PrivateRedis:
 
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
+
+
+class PrivatePostgres:
+    """initdb + pg_ctl as the postgres user (Postgres refuses to run as root)."""
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not found:
+            pytest.exit("no PostgreSQL server binaries under /usr/lib/postgresql", returncode=3)
+        self.bin = Path(found[-1])
+        self.dir = Path(tempfile.mkdtemp(prefix="scrubs-pg-"))
+        account = pwd.getpwnam("postgres")
+        os.chown(self.dir, account.pw_uid, account.pw_gid)
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/scrubs_reliability"
+
+    def _as_postgres(self, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def init(self) -> None:
+        self._as_postgres(
+            str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres"
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        )
+        self._as_postgres(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"
+        )
+
+    def remove(self) -> None:
+        with suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
