@@ -1,0 +1,153 @@
+"""The import use case on fakes: batching in file order, rejected lines reported without
+stopping the import, retries against concurrent imports, and invalidations delivered
+after each batch."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from service.domain.figures import DayUsage, Scope
+from service.domain.usage_events import InvalidEvent, UsageEvent
+from service.usecases import imports
+from service.usecases.imports import ImportFailed, import_events
+from tests.unit.fakes import fake_cache, fake_services
+
+ORG = uuid.UUID("00000000-0000-4000-8000-000000000001")
+KEY = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
+UNKNOWN = uuid.UUID("00000000-0000-4000-8000-0000000000ee")
+DAY = date(2024, 3, 1)
+TODAY = date(2024, 3, 10)
+
+
+@pytest.fixture(autouse=True)
+def no_pause(monkeypatch):
+    monkeypatch.setattr(imports, "RETRY_PAUSE_SECONDS", 0)
+
+
+@pytest.fixture()
+def services():
+    services = fake_services(fake_cache())
+    services.directory.add_key(ORG, KEY, clinic_id=uuid.uuid4())
+    return services
+
+
+def lines(count: int, key: uuid.UUID = KEY, first: int = 1) -> list[tuple]:
+    moment = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    return [
+        (n, UsageEvent(f"e-{n}", str(key), moment + timedelta(minutes=n), n, 1, 1))
+        for n in range(first, first + count)
+    ]
+
+
+def rejections() -> tuple[list[tuple[int, str]], object]:
+    found: list[tuple[int, str]] = []
+    return found, lambda line, reason: found.append((line, reason))
+
+
+def test_lines_are_committed_in_batches_in_file_order(services):
+    found, sink = rejections()
+    report = import_events(services, lines(25), on_rejected=sink, batch_size=10)
+    assert services.ledger.batches == [
+        list(range(1, 11)),
+        list(range(11, 21)),
+        list(range(21, 26)),
+    ]
+    assert report.as_json() == {"read": 25, "inserted": 25, "duplicates": 0, "rejected": 0}
+    assert found == []
+    assert services.rollups.rows[(KEY, DAY)] == DayUsage(DAY, sum(range(1, 26)), 25, 25)
+
+
+def test_invalid_and_unknown_key_lines_are_reported_and_the_rest_imported(services):
+    found, sink = rejections()
+    numbered = [
+        *lines(3),
+        (4, InvalidEvent("tokens must be an integer 0 <= n < 2^53")),
+        *lines(2, key=UNKNOWN, first=5),
+        *lines(2, first=7),
+    ]
+    report = import_events(services, numbered, on_rejected=sink, batch_size=4)
+    assert report.as_json() == {"read": 8, "inserted": 5, "duplicates": 0, "rejected": 3}
+    assert found == [
+        (4, "tokens must be an integer 0 <= n < 2^53"),
+        (5, f"api_key_id {UNKNOWN} names no API key"),
+        (6, f"api_key_id {UNKNOWN} names no API key"),
+    ]
+
+
+def test_an_event_seen_before_is_a_duplicate(services):
+    _, sink = rejections()
+    import_events(services, lines(5), on_rejected=sink)
+    report = import_events(services, lines(8), on_rejected=sink)
+    assert report.as_json() == {"read": 8, "inserted": 3, "duplicates": 5, "rejected": 0}
+
+
+def test_a_batch_that_meets_a_concurrent_import_is_tried_again_whole(services):
+    services.ledger.conflicts = imports.MAX_ATTEMPTS - 1
+    _, sink = rejections()
+    report = import_events(services, lines(6), on_rejected=sink, batch_size=10)
+    assert report.inserted == 6
+    assert services.ledger.attempts == imports.MAX_ATTEMPTS
+    assert services.ledger.batches == [list(range(1, 7))]
+
+
+def test_an_import_gives_up_after_its_attempts_and_counts_what_it_committed(services):
+    _, sink = rejections()
+    import_events(services, lines(3), on_rejected=sink)  # a batch committed earlier
+    numbered = lines(20, first=100)
+
+    def conflicts_from_the_second_batch():
+        for n, line in enumerate(numbered):
+            if n == 10:
+                services.ledger.conflicts = imports.MAX_ATTEMPTS
+            yield line
+
+    with pytest.raises(ImportFailed) as failure:
+        import_events(services, conflicts_from_the_second_batch(), on_rejected=sink, batch_size=10)
+    assert "lines 110-119" in str(failure.value) and "re-run" in str(failure.value)
+    assert failure.value.report.as_json() == {
+        "read": 10,
+        "inserted": 10,
+        "duplicates": 0,
+        "rejected": 0,
+    }
+
+
+def test_a_figure_too_large_stops_the_import_naming_the_lines(services):
+    services.ledger.too_large = True
+    _, sink = rejections()
+    with pytest.raises(ImportFailed, match=r"lines 1-4: .*2\^63-1"):
+        import_events(services, lines(4), on_rejected=sink)
+    assert services.ledger.attempts == 1, "not tried again"
+
+
+def test_each_batch_makes_the_cache_forget_its_days_before_the_next_commits(services):
+    cache = services.cache
+    days = [DAY]
+    cache.fill(cache.lease([(Scope(ORG), days)], TODAY), {Scope(ORG): {}}, TODAY)
+    assert cache.read(Scope(ORG), days, TODAY).missing == []
+    seen_missing = []
+
+    def watching():
+        for number, event in lines(30):
+            # Batches are read one ahead of the commit: the third is read once the first
+            # has committed and been delivered.
+            if number == 21:
+                seen_missing.append(cache.read(Scope(ORG), days, TODAY).missing)
+            yield number, event
+
+    _, sink = rejections()
+    import_events(services, watching(), on_rejected=sink, batch_size=10)
+    assert seen_missing == [[DAY]]
+    assert services.ledger.outbox == {}, "delivered, so forgotten"
+
+
+def test_without_a_cache_the_invalidations_wait_in_the_outbox():
+    services = fake_services(cache=None)
+    services.directory.add_key(ORG, KEY, clinic_id=uuid.uuid4())
+    _, sink = rejections()
+    import_events(services, lines(3), on_rejected=sink)
+    [row] = services.ledger.outbox.values()
+    assert row.organisation_id == ORG and row.days == [DAY]
