@@ -45,6 +45,19 @@ class ApiKeyInfo:
     revoked_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    """A key about to be stored: its secret is already reduced to a hash and a prefix."""
+
+    id: UUID
+    organisation_id: UUID
+    clinic_id: UUID | None
+    name: str
+    prefix: str
+    secret_hash: bytes
+    is_root: bool
+
+
 def describe_key(key: ApiKeyInfo) -> dict:
     """The key object of the API's answers: never its secret or hash."""
     return {

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from service.domain.keys import (
     ApiKeyInfo,
+    NewApiKey,
     check_provider_id,
     clean_name,
     describe_key,
@@ -74,13 +75,15 @@ def create_api_key(
         )
     secret = new_secret()
     key = directory.add_api_key(
-        api_key_id=api_key_id or uuid.uuid4(),
-        organisation_id=organisation_id,
-        clinic_id=clinic_id,
-        name=name,
-        prefix=display_prefix(secret),
-        secret_hash=hash_secret(secret),
-        is_root=is_root,
+        NewApiKey(
+            id=api_key_id or uuid.uuid4(),
+            organisation_id=organisation_id,
+            clinic_id=clinic_id,
+            name=name,
+            prefix=display_prefix(secret),
+            secret_hash=hash_secret(secret),
+            is_root=is_root,
+        )
     )
     return key, secret
 

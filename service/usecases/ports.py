@@ -13,7 +13,7 @@ from uuid import UUID
 
 from config.settings import Settings
 from service.domain.figures import DayUsage, Scope
-from service.domain.keys import ApiKeyInfo
+from service.domain.keys import ApiKeyInfo, NewApiKey
 
 
 class CacheUnavailable(Exception):
@@ -67,17 +67,7 @@ class Directory(Protocol):
     def provider_organisation(self, provider_id: str) -> UUID | None: ...
     def add_clinic(self, clinic_id: UUID, organisation_id: UUID, name: str) -> None: ...
     def clinic_organisation(self, clinic_id: UUID) -> UUID | None: ...
-    def add_api_key(
-        self,
-        *,
-        api_key_id: UUID,
-        organisation_id: UUID,
-        clinic_id: UUID | None,
-        name: str,
-        prefix: str,
-        secret_hash: bytes,
-        is_root: bool,
-    ) -> ApiKeyInfo: ...
+    def add_api_key(self, key: NewApiKey) -> ApiKeyInfo: ...
     def replace_api_key_secret(self, api_key_id: UUID, prefix: str, secret_hash: bytes) -> bool: ...
     def revoke_api_key(self, api_key_id: UUID) -> datetime | None: ...
 

@@ -3,13 +3,15 @@ lookup that authenticates a request."""
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from service.adapters.postgres.pool import Database
-from service.domain.keys import ApiKeyInfo
+from service.domain.keys import ApiKeyInfo, NewApiKey
 from service.usecases.ports import Credentials
 
 CREDENTIALS = """
@@ -48,6 +50,16 @@ class PostgresDirectory:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _value(self, statement: str, params: tuple) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        with self.db.connection() as conn:
+            row = conn.execute(statement, params).fetchone()
+        return None if row is None else row[0]
+
+    def _changed_one(self, statement: str, params: tuple) -> bool:
+        with self.db.connection() as conn:
+            return conn.execute(statement, params).rowcount == 1
+
     def credentials(self, provider_id: str, secret_hash: bytes) -> Credentials | None:
         """None when the provider is unknown; otherwise the key is None when no key has
         that hash."""
@@ -66,86 +78,57 @@ class PostgresDirectory:
 
     def add_organisation(self, organisation_id: UUID, name: str) -> datetime:
         """Its creation time; an organisation that exists keeps its name and time."""
-        with self.db.connection() as conn:
-            row = conn.execute(
-                "INSERT INTO organisations (id, name) VALUES (%s, %s)"
-                " ON CONFLICT (id) DO UPDATE SET name = organisations.name"
-                " RETURNING created_at",
-                (organisation_id, name),
-            ).fetchone()
-        assert row is not None
-        return row[0]
+        return self._value(
+            "INSERT INTO organisations (id, name) VALUES (%s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET name = organisations.name"
+            " RETURNING created_at",
+            (organisation_id, name),
+        )
 
     def add_provider(self, provider_id: str, organisation_id: UUID, name: str | None) -> bool:
         """False when the id is taken (by this organisation or another)."""
-        with self.db.connection() as conn:
-            cur = conn.execute(
-                "INSERT INTO providers (id, organisation_id, name) VALUES (%s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING",
-                (provider_id, organisation_id, name),
-            )
-            return cur.rowcount == 1
+        return self._changed_one(
+            "INSERT INTO providers (id, organisation_id, name) VALUES (%s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            (provider_id, organisation_id, name),
+        )
 
     def provider_organisation(self, provider_id: str) -> UUID | None:
-        with self.db.connection() as conn:
-            row = conn.execute(
-                "SELECT organisation_id FROM providers WHERE id = %s", (provider_id,)
-            ).fetchone()
-        return None if row is None else row[0]
+        return self._value("SELECT organisation_id FROM providers WHERE id = %s", (provider_id,))
 
     def add_clinic(self, clinic_id: UUID, organisation_id: UUID, name: str) -> None:
-        with self.db.connection() as conn:
-            conn.execute(
-                "INSERT INTO clinics (id, organisation_id, name) VALUES (%s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING",
-                (clinic_id, organisation_id, name),
-            )
+        self._changed_one(
+            "INSERT INTO clinics (id, organisation_id, name) VALUES (%s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            (clinic_id, organisation_id, name),
+        )
 
     def clinic_organisation(self, clinic_id: UUID) -> UUID | None:
-        with self.db.connection() as conn:
-            row = conn.execute(
-                "SELECT organisation_id FROM clinics WHERE id = %s", (clinic_id,)
-            ).fetchone()
-        return None if row is None else row[0]
+        return self._value("SELECT organisation_id FROM clinics WHERE id = %s", (clinic_id,))
 
-    def add_api_key(
-        self,
-        *,
-        api_key_id: UUID,
-        organisation_id: UUID,
-        clinic_id: UUID | None,
-        name: str,
-        prefix: str,
-        secret_hash: bytes,
-        is_root: bool,
-    ) -> ApiKeyInfo:
+    def add_api_key(self, key: NewApiKey) -> ApiKeyInfo:
         with self.db.connection() as conn:
             conn.execute(
                 "INSERT INTO api_keys"
                 " (id, organisation_id, clinic_id, name, prefix, secret_hash, is_root)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (api_key_id, organisation_id, clinic_id, name, prefix, secret_hash, is_root),
+                astuple(key),
             )
-            info = _api_key(conn, api_key_id)
+            info = _api_key(conn, key.id)
         assert info is not None
         return info
 
     def replace_api_key_secret(self, api_key_id: UUID, prefix: str, secret_hash: bytes) -> bool:
-        with self.db.connection() as conn:
-            cur = conn.execute(
-                "UPDATE api_keys SET prefix = %s, secret_hash = %s, revoked_at = NULL"
-                " WHERE id = %s",
-                (prefix, secret_hash, api_key_id),
-            )
-            return cur.rowcount == 1
+        return self._changed_one(
+            "UPDATE api_keys SET prefix = %s, secret_hash = %s, revoked_at = NULL WHERE id = %s",
+            (prefix, secret_hash, api_key_id),
+        )
 
     def revoke_api_key(self, api_key_id: UUID) -> datetime | None:
         """The key's revocation time (kept from an earlier revoke), or None for an unknown
         key."""
-        with self.db.connection() as conn:
-            row = conn.execute(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-                " WHERE id = %s RETURNING revoked_at",
-                (api_key_id,),
-            ).fetchone()
-        return None if row is None else row[0]
+        return self._value(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE id = %s RETURNING revoked_at",
+            (api_key_id,),
+        )
