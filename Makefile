@@ -26,7 +26,7 @@ test: install
 soak: install
 	RELIABILITY_SECONDS=$${RELIABILITY_SECONDS:-60} $(BIN)/pytest -m reliability -s $(PYTEST_ARGS)
 
-# The benchmarks of DESIGN.md on the standard dataset (5 million events; under 15 minutes
+# The benchmarks of the README's Performance section on the standard dataset (5 million events; under 15 minutes
 # on 2 cores). Writes bench/results/latest.json and latest.png.
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'

@@ -1,5 +1,5 @@
 """`make bench`: load the standard dataset through the product's own import, then measure
-every figure of DESIGN.md "Performance targets" as a ratio to its floor taken in the same
+every target of the README's Performance section as a ratio to its floor taken in the same
 run, with the absolute numbers beside it. Writes bench/results/latest.json and latest.png.
 
     python -m bench.run [--small] [--duration 10] [--connections 64]
@@ -309,7 +309,7 @@ def measure_service(args, env, settings, organisations, today, workdir, results,
 
 
 def ratio(what: str, target: str, top: float, bottom: float, unit: str) -> dict:
-    """One DESIGN.md target: top / bottom against `target` (">= x" or "<= x")."""
+    """One performance target: top / bottom against `target` (">= x" or "<= x")."""
     value = top / bottom
     bound = float(target.split()[1])
     met = value >= bound if target.startswith(">=") else value <= bound

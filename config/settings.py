@@ -1,4 +1,4 @@
-"""Settings: the one place that reads the environment (CONTRACT §4)."""
+"""Settings: the one place that reads the environment (README, "Configuration")."""
 
 from __future__ import annotations
 

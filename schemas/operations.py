@@ -1,4 +1,4 @@
-"""Bodies of the operational routes (CONTRACT §2)."""
+"""Bodies of the operational routes (README, "Operations")."""
 
 from marshmallow import Schema, fields, validate
 

@@ -1,4 +1,4 @@
-"""Request and response of POST /api/v1/usage-analytics (CONTRACT §1)."""
+"""Request and response of POST /api/v1/usage-analytics (README, "The API")."""
 
 from __future__ import annotations
 

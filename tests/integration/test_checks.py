@@ -1,5 +1,6 @@
-"""CONTRACT §1 "Checks, in this order": one test per row, then the order itself when several
-things are wrong at once (the first failing check answers), and revocation taking effect."""
+"""The API's checks, in their order (README, "The API"): one test per row, then the order
+itself when several things are wrong at once (the first failing check answers), and
+revocation taking effect."""
 
 from __future__ import annotations
 

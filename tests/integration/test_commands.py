@@ -1,5 +1,6 @@
-"""Every command of CONTRACT §3 through the installed `scrubs-analytics` script: its JSON on
-stdout, one line on stderr when it fails, and its exit status (0, 1 handled, 2 usage)."""
+"""Every command (README, "Command line") through the installed `scrubs-analytics` script:
+its JSON on stdout, one line on stderr when it fails, and its exit status (0, 1 handled,
+2 usage)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exact figures of POST /api/v1/usage-analytics (CONTRACT §1 "Success"), org-wide and per
+"""Exact figures of POST /api/v1/usage-analytics (README, "The API"), org-wide and per
 key, compared with sums computed here from events imported through `usage import`."""
 
 from __future__ import annotations

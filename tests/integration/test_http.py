@@ -1,4 +1,4 @@
-"""What every response shares (CONTRACT §1 "Errors are RFC 9457 problem details", §2):
+"""What every response shares (README, "The API" and "Operations"):
 request ids, problem details for unknown routes and wrong methods, a 500 that leaks nothing,
 and the liveness and readiness endpoints, Postgres or Redis up or not."""
 
@@ -222,7 +222,7 @@ def test_no_response_carries_the_callers_secret(client, org, make_org):
         assert secret not in str(response.headers)
 
 
-# --- liveness and readiness (CONTRACT §2) ---------------------------------------------------
+# --- liveness and readiness -------------------------------------------------------------
 
 
 def test_healthz_answers_200_status_ok(client):

@@ -1,5 +1,6 @@
-"""CONTRACT §1 check 5: every malformed body or body header, sent by an authenticated root
-caller, is 400 invalid_request with an `errors` object (never a 500), and changes nothing."""
+"""Check 5 of the API (README, "The API"): every malformed body or body header, sent by an
+authenticated root caller, is 400 invalid_request with an `errors` object (never a 500),
+and changes nothing."""
 
 from __future__ import annotations
 

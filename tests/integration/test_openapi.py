@@ -1,5 +1,5 @@
 """GET /openapi.json: a valid OpenAPI 3.1 document, generated from the same schemas that
-validate requests, naming every documented status of CONTRACT §1."""
+validate requests, naming every documented status of the API."""
 
 from __future__ import annotations
 

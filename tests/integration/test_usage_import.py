@@ -1,4 +1,4 @@
-"""`usage import` (CONTRACT §3 "Usage events"): JSONL and CSV, files and stdin, duplicates,
+"""`usage import` (README, "Usage import"): JSONL and CSV, files and stdin, duplicates,
 rejected lines, and an interrupted import run again to exact totals."""
 
 from __future__ import annotations

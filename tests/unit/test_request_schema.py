@@ -1,4 +1,4 @@
-"""The request body of POST /api/v1/usage-analytics (CONTRACT §1, body rules and check 5):
+"""The request body of POST /api/v1/usage-analytics (README, "The API": the body's rules, check 5):
 what loads, and which field each rule break is reported under."""
 
 from __future__ import annotations

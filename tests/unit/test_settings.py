@@ -1,4 +1,4 @@
-"""Settings from the environment (CONTRACT §4): defaults, overrides and refusals."""
+"""Settings from the environment (README, "Configuration"): defaults, overrides and refusals."""
 
 from __future__ import annotations
 

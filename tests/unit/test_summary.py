@@ -1,4 +1,4 @@
-"""UsageSummary.as_json, the 200 body (CONTRACT §1 "Success"): exact sums, and a shape the
+"""UsageSummary.as_json, the 200 body (README, "The API"): exact sums, and a shape the
 response schema accepts, org-wide and for one key."""
 
 from __future__ import annotations

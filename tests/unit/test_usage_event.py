@@ -1,4 +1,4 @@
-"""The usage-event validator (CONTRACT §3 "Usage events"): what `usage import` accepts,
+"""The usage-event validator (README, "Usage import"): what `usage import` accepts,
 what it rejects, and the UTC instant each accepted event counts at. No servers."""
 
 from __future__ import annotations
