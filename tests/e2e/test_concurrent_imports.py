@@ -4,18 +4,17 @@ query gunicorn. Every answer includes every import that had returned before it w
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
 import threading
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.support.events import METRICS, expected_deltas, make_events, write_jsonl
+from tests.support.http import figures_over_http
 
 pytestmark = pytest.mark.e2e
 
@@ -24,18 +23,6 @@ DAYS = [TODAY - timedelta(days=n) for n in range(12, 0, -1)] + [TODAY]
 IMPORTERS = 4
 FILES_PER_IMPORTER = 5
 READERS = 4
-
-
-def post(base_url: str, org, body: dict) -> dict:
-    request = urllib.request.Request(
-        f"{base_url}/api/v1/usage-analytics",
-        data=json.dumps(body).encode(),
-        headers=org.headers(),
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-        return json.loads(response.read())
 
 
 def within(answer: dict, floor: dict, ceiling: dict) -> bool:
@@ -69,7 +56,9 @@ def test_concurrent_late_imports_and_readers_agree_with_the_independent_sum(
     seed = make_events(rng, keys, DAYS, 300)
     run_import(write_jsonl(tmp_path / "seed.jsonl", seed))
     # The readers cache every past day before the late events arrive.
-    post(server["base_url"], org, {"start_date": str(start), "end_date": str(end)})
+    figures_over_http(
+        server["base_url"], org.headers(), {"start_date": str(start), "end_date": str(end)}
+    )
 
     files = [
         [make_events(rng, keys, DAYS, rng.randrange(50, 200)) for _ in range(FILES_PER_IMPORTER)]
@@ -105,7 +94,7 @@ def test_concurrent_late_imports_and_readers_agree_with_the_independent_sum(
                     body["api_key_id"] = key
                 with lock:
                     done, begun = set(returned), set(started)
-                answer = post(server["base_url"], org, body)["deltas"]
+                answer = figures_over_http(server["base_url"], org.headers(), body)["deltas"]
                 observations.append((done, begun, key, answer))
         except BaseException as failure:
             failures.append(failure)
@@ -142,6 +131,6 @@ def test_concurrent_late_imports_and_readers_agree_with_the_independent_sum(
         if key:
             body["api_key_id"] = key
         for _ in range(2):  # the first may fill the cache, the second reads it
-            assert post(server["base_url"], org, body)["deltas"] == expected_deltas(
-                everything, start, end, key
-            )
+            assert figures_over_http(server["base_url"], org.headers(), body)[
+                "deltas"
+            ] == expected_deltas(everything, start, end, key)

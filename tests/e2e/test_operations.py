@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from tests.e2e.conftest import METRICS_VARIABLE
 from tests.e2e.metrics import requests_answered, samples
+from tests.support.http import http_request
 
 pytestmark = pytest.mark.e2e
 
@@ -23,14 +23,7 @@ def call(base_url: str, path: str, org=None, body: dict | None = None, **headers
     """The status of one request; `headers` (X_Request_ID=...) are added to the org's."""
     sent = dict(org.headers()) if org else {}
     sent.update({name.replace("_", "-"): value for name, value in headers.items()})
-    data = json.dumps(body).encode() if body is not None else None
-    method = "POST" if data else "GET"
-    request = urllib.request.Request(f"{base_url}{path}", data=data, headers=sent, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    return http_request(base_url, path, body, sent)[0]
 
 
 def test_request_metrics_add_up_across_both_workers(server, org):

@@ -31,6 +31,7 @@ import pytest
 
 from tests.reliability.conftest import Stack, plan_for, rss_kib
 from tests.support.events import Event, expected_deltas, make_events, write_jsonl
+from tests.support.http import http_request
 
 pytestmark = pytest.mark.reliability
 
@@ -97,25 +98,18 @@ def figures(stack: Stack, tenant, api_key_id: str | None = None) -> dict:
     body = {"start_date": str(DAYS[0]), "end_date": str(DAYS[-1])}
     if api_key_id:
         body["api_key_id"] = api_key_id
-    request = urllib.request.Request(
-        f"{stack.base_url}/api/v1/usage-analytics",
-        data=json.dumps(body).encode(),
-        headers={
-            "X-Scrubs-Clinic-Api-Key": tenant.root_secret,
-            "X-Scrubs-Clinic-Provider": tenant.provider_id,
-            "Content-Type": "application/json",
-        },
-        method="POST",
-    )
+    headers = {
+        "X-Scrubs-Clinic-Api-Key": tenant.root_secret,
+        "X-Scrubs-Clinic-Provider": tenant.provider_id,
+        "Content-Type": "application/json",
+    }
     deadline = time.monotonic() + RECOVERY_SECONDS
     while True:
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return json.loads(response.read())["deltas"]
-        except urllib.error.HTTPError as answer:
-            if answer.code not in (500, 503) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+        status, answer = http_request(stack.base_url, body=body, headers=headers)
+        if status == 200:
+            return answer["deltas"]
+        assert status in (500, 503) and time.monotonic() <= deadline, (status, answer)
+        time.sleep(0.2)
 
 
 def divergences(stack: Stack, events: list[Event]) -> list[str]:
