@@ -5,6 +5,8 @@ so the rule holds whether or not a test happens to import a module."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,27 @@ def test_the_check_finds_a_lower_layer_importing_a_higher_one(tmp_path):
         "service.domain.leaky imports service.adapters, a higher layer",
         "service.domain.leaky imports service.usecases.figures, a higher layer",
     ]
+
+
+def fresh_interpreter(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_importing_the_app_module_builds_no_app():
+    ran = fresh_interpreter(
+        "import sys, app\n"
+        "assert 'app' not in vars(app), 'an app was built at import'\n"
+        "assert 'prometheus_client' in sys.modules\n"  # the check below can fail
+    )
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_the_console_entry_imports_no_metrics_library_before_it_settles_the_directory():
+    ran = fresh_interpreter(
+        "import sys, service.entrypoints.cli.main\n"
+        "assert 'prometheus_client' not in sys.modules\n"
+        "assert 'service.observability.metrics' not in sys.modules\n"
+    )
+    assert ran.returncode == 0, ran.stderr
