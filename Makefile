@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test soak bench bench-small lint clean
+.PHONY: install proxy run serve test soak bench bench-small lint clean
 
 install: $(STAMP)
 
@@ -19,11 +19,21 @@ run: install
 	$(BIN)/scrubs-analytics demo seed >/dev/null
 	exec $(BIN)/gunicorn -c config/gunicorn.conf.py app:app
 
-test: install
+test: install proxy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# nginx, the front proxy of the production topology (README, "What may face the internet"),
+# from Debian's package; its tests need it too.
+proxy:
+	@test -x /usr/sbin/nginx || .ci/install-proxy || echo "make: nginx could not be installed; the front-proxy tests will fail" >&2
+
+# The production topology on this machine: nginx on PROXY_LISTEN in front of gunicorn.
+serve: install proxy
+	$(BIN)/scrubs-analytics db upgrade >/dev/null
+	exec $(BIN)/python -m config.front_proxy --listen $${PROXY_LISTEN:-127.0.0.1:8080} --upstream $${BIND:-127.0.0.1:8000} -- $(BIN)/gunicorn -c config/gunicorn.conf.py app:app
+
 # The reliability scenarios again, each under a minute of load (about 10 minutes in all).
-soak: install
+soak: install proxy
 	RELIABILITY_SECONDS=$${RELIABILITY_SECONDS:-60} $(BIN)/pytest -m reliability -s $(PYTEST_ARGS)
 
 # The benchmarks of the README's Performance section on the standard dataset (5 million events; under 15 minutes
