@@ -35,7 +35,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bench import dataset, wrk
 from bench.report import write_chart
 from config.settings import Settings
-from service.adapters.redis.layout import Layout
 from service.bootstrap import command_services
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,7 +289,9 @@ def measure_service(args, env, settings, organisations, today, workdir, results,
         year_request = org_wide(year)[0]
         organisation = organisations[0].id
         client = redis.Redis.from_url(args.redis_url)
-        pattern = Layout(settings.cache_key_namespace).pattern(organisation)
+        lookup = command_services(settings)
+        pattern = lookup.cache.layout.pattern(organisation)
+        lookup.close()
 
         def empty_the_cache(_: int) -> None:
             keys = list(client.scan_iter(match=pattern, count=1000))

@@ -1,19 +1,22 @@
 """gunicorn settings: `gunicorn -c config/gunicorn.conf.py app:app` from the project root.
 
 Every worker loads the app itself (no preload) and opens its own connection pools after
-fork; metric samples of all workers meet in one multiprocess directory, made fresh here
-at start and removed at exit.
+fork; metric samples of all workers meet in a directory of this instance's own, made here
+at start and removed at exit (service/observability/metrics_directories.py).
 """
 
 import os
-import shutil
+from pathlib import Path
 
 from config.settings import Settings
+from service.observability import metrics_directories
 
 _settings = Settings.from_env()
-METRICS_DIR = _settings.metrics_directory
+METRICS_DIR = metrics_directories.new_instance_directory(
+    Path(_settings.metrics_base_directory), _settings.database_name
+)
 # Before any worker imports prometheus_client, which reads it once.
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 bind = _settings.bind
 workers = _settings.web_concurrency
@@ -43,6 +46,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "service.observability.logs.JsonFormatter"}},
+    "filters": {"no_request_text": {"()": "service.observability.logs.NoRequestText"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
@@ -55,6 +59,7 @@ logconfig_dict = {
         "gunicorn.error": {
             "level": _settings.log_level,
             "handlers": ["stderr"],
+            "filters": ["no_request_text"],
             "propagate": False,
         },
         # The app logs each request itself, with its id and organisation.
@@ -63,15 +68,12 @@ logconfig_dict = {
 }
 
 
-def on_starting(server):
-    shutil.rmtree(METRICS_DIR, ignore_errors=True)
-    os.makedirs(METRICS_DIR)
-
-
 def post_fork(server, worker):
     from service.entrypoints.http.malformed_http import answer_malformed_http_with_problems
 
     answer_malformed_http_with_problems()
+    # Should anything have removed it, a worker makes it again rather than fail to boot.
+    METRICS_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def pre_request(worker, req):
@@ -80,10 +82,14 @@ def pre_request(worker, req):
 
 
 def post_worker_init(worker):
-    """The app is loaded in this worker: open its pool now rather than on the first request."""
+    """The app is loaded in this worker: open its pool now rather than on the first request,
+    and mark the Redis it reads as a server's."""
     from service.entrypoints.http.conventions import services_of
 
-    services_of(worker.wsgi).database.open()
+    services = services_of(worker.wsgi)
+    services.database.open()
+    if services.cache is not None:
+        services.cache.open()
 
 
 def worker_exit(server, worker):
@@ -101,4 +107,4 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    metrics_directories.remove_instance_directory(METRICS_DIR)

@@ -31,8 +31,8 @@ class Settings:
     db_pool_max_size: int = 4
     db_statement_timeout_ms: int = 5000
     redis_timeout_ms: int = 200
-    cache_namespace: str = ""  # empty: the database name, so databases never share figures
-    metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: where the processes' samples meet
+    metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: this instance's samples (set by the config)
+    metrics_base: str = ""  # METRICS_DIR: where instances make their directories
     cache_ttl_seconds: int = 7 * 24 * 3600
     cache_today_ttl_seconds: int = 60
     cache_lease_ms: int = 10_000
@@ -57,17 +57,10 @@ class Settings:
         return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "default"
 
     @property
-    def cache_key_namespace(self) -> str:
-        """CACHE_NAMESPACE, else the database's name: two databases sharing one Redis must
-        never read each other's figures (their organisation ids may be the same)."""
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.cache_namespace) or self.database_name
-
-    @property
-    def metrics_directory(self) -> str:
-        """Where the processes serving (and importing into) this database leave their
-        metric samples: PROMETHEUS_MULTIPROC_DIR, else a directory named after the database."""
-        return self.metrics_dir or os.path.join(
-            tempfile.gettempdir(), f"scrubs-analytics-metrics-{self.database_name}"
+    def metrics_base_directory(self) -> str:
+        """METRICS_DIR, else scrubs-analytics-metrics-<uid> in the temporary directory."""
+        return self.metrics_base or os.path.join(
+            tempfile.gettempdir(), f"scrubs-analytics-metrics-{os.getuid()}"
         )
 
     @property
@@ -97,8 +90,8 @@ class Settings:
                 env, "DB_STATEMENT_TIMEOUT_MS", defaults.db_statement_timeout_ms
             ),
             redis_timeout_ms=_positive_int(env, "REDIS_TIMEOUT_MS", defaults.redis_timeout_ms),
-            cache_namespace=env.get("CACHE_NAMESPACE", "").strip(),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
+            metrics_base=env.get("METRICS_DIR", "").strip(),
             cache_ttl_seconds=_positive_int(env, "CACHE_TTL_SECONDS", defaults.cache_ttl_seconds),
             cache_today_ttl_seconds=_positive_int(
                 env, "CACHE_TODAY_TTL_SECONDS", defaults.cache_today_ttl_seconds

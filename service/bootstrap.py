@@ -8,6 +8,7 @@ import redis
 
 from config.settings import Settings
 from service.adapters.postgres.administration import PostgresDirectory
+from service.adapters.postgres.identity import cache_identity
 from service.adapters.postgres.imports import PostgresLedger
 from service.adapters.postgres.pool import CommandDatabase, Database, PooledDatabase
 from service.adapters.postgres.rollups import PostgresRollups
@@ -17,38 +18,37 @@ from service.usecases.ports import CacheUnavailable, Services
 
 def server_services(settings: Settings) -> Services:
     """For a server process: nothing connects until a worker first needs it."""
-    return _services(
-        settings,
-        PooledDatabase(
-            settings.database_url,
-            max_size=settings.db_pool_max_size,
-            statement_timeout_ms=settings.db_statement_timeout_ms,
-        ),
+    db = PooledDatabase(
+        settings.database_url,
+        max_size=settings.db_pool_max_size,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
+    return _services(settings, db, read_by_servers=True)
 
 
 def command_services(settings: Settings) -> Services:
     """For one command: no pool, no background threads; close it at the command's end."""
-    return _services(settings, CommandDatabase(settings.database_url))
+    return _services(settings, CommandDatabase(settings.database_url), read_by_servers=False)
 
 
-def _services(settings: Settings, db: Database) -> Services:
+def _services(settings: Settings, db: Database, *, read_by_servers: bool) -> Services:
     return Services(
         settings=settings,
         database=db,
         directory=PostgresDirectory(db),
         rollups=PostgresRollups(db),
         ledger=PostgresLedger(db),
-        cache=_cache(settings),
+        cache=_cache(settings, db, read_by_servers),
     )
 
 
-def _cache(settings: Settings) -> RedisRollupCache | None:
+def _cache(settings: Settings, db: Database, read_by_servers: bool) -> RedisRollupCache | None:
     if not settings.cache_enabled:
         return None
     return RedisRollupCache(
         redis_client(settings.redis_url, settings.redis_timeout_ms),
-        namespace=settings.cache_key_namespace,
+        namespace=lambda: cache_identity(db),
+        read_by_servers=read_by_servers,
         ttl_seconds=settings.cache_ttl_seconds,
         today_ttl_seconds=settings.cache_today_ttl_seconds,
         lease_ms=settings.cache_lease_ms,

@@ -76,6 +76,7 @@ def settings(database_url: str) -> Settings:
 def app(settings: Settings):
     application = create_app(settings)
     application.config["TESTING"] = True
+    services_of(application).cache.open()  # as gunicorn's post_worker_init does
     yield application
     services_of(application).close()
 

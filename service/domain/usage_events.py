@@ -7,7 +7,7 @@ schema: it costs a few microseconds a line where a schema load costs tens.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from service.domain.keys import UUID_TEXT
@@ -16,6 +16,8 @@ FIELDS = ("event_id", "api_key_id", "occurred_at", "tokens", "stt_duration", "us
 ALL_FIELDS = frozenset(FIELDS)
 REQUIRED_FIELDS = ALL_FIELDS - {"usage"}
 MAX_EVENT_ID_LENGTH = 200
+MAX_LINE_BYTES = 64 * 1024
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of producers and importer may differ
 TOKENS_LIMIT = 2**53
 USAGE_LIMIT = 2**31
 DEFAULT_USAGE = 1
@@ -50,15 +52,23 @@ def event_from_json(obj: Any) -> UsageEvent:
     if not isinstance(obj, dict):
         raise InvalidEvent("a line must be a JSON object")
     _check_field_names(obj.keys())
-    usage = obj.get("usage")
     return _event(
         obj["event_id"],
         obj["api_key_id"],
         obj["occurred_at"],
         _json_integer(obj["tokens"], "tokens", TOKENS_LIMIT),
         _json_integer(obj["stt_duration"], "stt_duration", TOKENS_LIMIT),
-        DEFAULT_USAGE if usage is None else _json_integer(usage, "usage", USAGE_LIMIT),
+        _json_integer(obj["usage"], "usage", USAGE_LIMIT) if "usage" in obj else DEFAULT_USAGE,
     )
+
+
+def check_not_in_future(event: UsageEvent, now: datetime) -> None:
+    """An event dated more than FUTURE_TOLERANCE after `now` (the import's clock) has not
+    happened yet: it would be billed ahead of time."""
+    if event.occurred_at > now + FUTURE_TOLERANCE:
+        raise InvalidEvent(
+            "occurred_at is in the future (more than 5 minutes after the import's clock)"
+        )
 
 
 def event_from_csv(row: dict[str, str]) -> UsageEvent:

@@ -7,6 +7,7 @@ never a header, a body or a secret, which the code never hands to a logger.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -34,6 +35,21 @@ class JsonFormatter(logging.Formatter):
             entry["error"] = kind.__name__ if kind else None
             entry["trace"] = "".join(traceback.format_exception(kind, error, trace))
         return orjson.dumps(entry, default=str).decode()
+
+
+class NoRequestText(logging.Filter):
+    """gunicorn logs the text of a request it cannot parse (`Invalid request from ip=…:
+    Invalid HTTP Header: '…'`), and a malformed header line may carry a key's secret: the
+    event is kept, the text is not."""
+
+    INVALID_REQUEST = re.compile(r"(Invalid request from ip=[^:]*):")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self.INVALID_REQUEST.match(record.getMessage())
+        if found:
+            record.msg = f"{found[1]}: the request line or a header could not be parsed"
+            record.args = ()
+        return True
 
 
 def json_handler(stream=None) -> logging.Handler:

@@ -9,6 +9,8 @@ service/entrypoints/cli/main.py for commands).
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -58,6 +60,7 @@ IMPORTED_EVENTS = Counter(
 def exposition(multiprocess_dir: str) -> tuple[bytes, str]:
     """The text format of every metric, summed over all processes when there are several."""
     if multiprocess_dir:
+        os.makedirs(multiprocess_dir, mode=0o700, exist_ok=True)  # removed from under us
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     else:

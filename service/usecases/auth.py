@@ -6,10 +6,13 @@ from service.domain.errors import AuthenticationFailed, InvalidProvider, RootKey
 from service.domain.keys import PROVIDER_ID, Principal, hash_secret
 from service.usecases.ports import Directory
 
+# HTTP's optional whitespace around a field value: space and tab, nothing else (RFC 9110).
+OPTIONAL_WHITESPACE = " \t"
+
 
 def authenticate(directory: Directory, provider_id: str | None, secret: str | None) -> Principal:
-    provider_id = (provider_id or "").strip()
-    secret = (secret or "").strip()
+    provider_id = (provider_id or "").strip(OPTIONAL_WHITESPACE)
+    secret = (secret or "").strip(OPTIONAL_WHITESPACE)
     if not provider_id or not secret:
         raise AuthenticationFailed()
     if not PROVIDER_ID.fullmatch(provider_id):

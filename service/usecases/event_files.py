@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
 from service.domain.usage_events import (
+    MAX_LINE_BYTES,
     InvalidEvent,
     NumberedLine,
     UsageEvent,
@@ -21,6 +23,9 @@ from service.domain.usage_events import (
 from service.usecases.imports import ImportFailed
 
 FORMATS = ("jsonl", "csv")
+BOM = b"\xef\xbb\xbf"
+READ_PAST_CHUNK = 1 << 20
+TOO_LONG = f"the line is longer than {MAX_LINE_BYTES // 1024} KiB"
 
 
 def format_for(filename: str) -> str:
@@ -31,33 +36,106 @@ def read_events(stream: BinaryIO, fmt: str) -> Iterator[NumberedLine]:
     return read_csv(stream) if fmt == "csv" else read_jsonl(stream)
 
 
+def bounded_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """The stream's lines, each at most `limit` bytes plus its line end; None in place of a
+    longer line, which is read past without being held (a line of 200 MB costs 64 KiB)."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or (line.endswith(b"\n") and len(line.rstrip(b"\r\n")) <= limit):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(READ_PAST_CHUNK)
+        yield None
+
+
 def read_jsonl(stream: BinaryIO) -> Iterator[NumberedLine]:
-    """One JSON object a line; blank lines are skipped and not counted."""
-    for number, line in enumerate(stream, start=1):
+    """One JSON object a line; blank lines are skipped and not counted; a byte order mark
+    before the first line is ignored."""
+    for number, line in enumerate(bounded_lines(stream), start=1):
+        if line is None:
+            yield number, InvalidEvent(TOO_LONG)
+            continue
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
         if not line.strip():
             continue
         try:
-            yield number, event_from_json(orjson.loads(line))
-        except orjson.JSONDecodeError:
+            obj = orjson.loads(line)
+            if isinstance(obj, dict) and _may_repeat_a_field(line, obj):
+                json.loads(line, object_pairs_hook=_object_without_repeats)
+            yield number, event_from_json(obj)
+        except (ValueError, RecursionError):  # orjson's and json's decode errors included
             yield number, InvalidEvent("not valid JSON (or not UTF-8)")
         except InvalidEvent as reason:
             yield number, reason
 
 
+def _may_repeat_a_field(line: bytes, obj: dict) -> bool:
+    """False when the line cannot hold a field twice: every field name is written out once
+    (no escapes). orjson keeps the last of repeated fields silently; the rare line that may
+    repeat one is read again, strictly."""
+    if b"\\" in line:
+        return True
+    return any(line.count(b'"%s"' % name.encode()) != 1 for name in obj)
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for name in names if names.count(name) > 1)
+        raise InvalidEvent(f"field {twice!r} appears twice")
+    return found
+
+
 def read_csv(stream: BinaryIO) -> Iterator[NumberedLine]:
     """A header row, then one event a record; line numbers are the file's own lines.
     A bad header stops the import before anything is read; a bad record is one rejection."""
+    too_long: list[int] = []
     # Bytes that are not UTF-8 survive decoding as surrogates so that only their line fails.
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(
+        _LinesAsStream(stream, too_long), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
     try:
-        yield from _csv_records(csv.reader(text, strict=True))
+        yield from _csv_records(csv.reader(text, strict=True), too_long)
     finally:
         text.detach()  # the stream belongs to the caller
 
 
-def _csv_records(reader) -> Iterator[NumberedLine]:
+class _LinesAsStream(io.RawIOBase):
+    """The stream with every line over the limit replaced by an empty one, whose number is
+    noted in `too_long`, so that the CSV reader never holds one."""
+
+    def __init__(self, stream: BinaryIO, too_long: list[int]) -> None:
+        self._lines = bounded_lines(stream)
+        self._number = 0
+        self._pending = b""
+        self._too_long = too_long
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            line = next(self._lines, b"")
+            if line == b"":
+                return 0
+            self._number += 1
+            if line is None:
+                self._too_long.append(self._number)
+                line = b"\n"
+            self._pending = line
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _csv_records(reader, too_long: list[int]) -> Iterator[NumberedLine]:
     try:
         header = next(reader, None)
+        if too_long:
+            raise InvalidEvent(TOO_LONG)
         check_csv_header(header)
     except (InvalidEvent, csv.Error) as problem:
         raise ImportFailed(f"CSV header: {problem}") from None
@@ -66,10 +144,13 @@ def _csv_records(reader) -> Iterator[NumberedLine]:
         try:
             values = next(reader)
         except StopIteration:
+            yield from ((number, InvalidEvent(TOO_LONG)) for number in too_long)
             return
         except csv.Error as problem:
             yield reader.line_num, InvalidEvent(f"malformed CSV: {problem}")
             continue
+        while too_long and too_long[0] <= reader.line_num:
+            yield too_long.pop(0), InvalidEvent(TOO_LONG)
         if values:  # a blank line is no record
             yield reader.line_num, _csv_record(header, values)
 

@@ -60,10 +60,9 @@ def daily_usage(
     cache = services.cache
     if cache is None or not cache.available:  # no cache, or Redis out: no time lost on it
         return _from_sql(services, scope, days)
-    if cache_pending:
+    if cache_pending and not _delivered_pending(services, scope.organisation_id):
         # Some committed imports have not reached the cache yet: its figures for this
         # organisation cannot be trusted until they do.
-        _deliver_pending(services, scope.organisation_id)
         return _from_sql(services, scope, days)
     today = today or utc_today()
     try:
@@ -101,8 +100,11 @@ def _from_sql(services: Services, scope: Scope, days: list[date]) -> list[DayUsa
     return found
 
 
-def _deliver_pending(services: Services, organisation_id: UUID) -> None:
+def _delivered_pending(services: Services, organisation_id: UUID) -> bool:
+    """Deliver the organisation's pending invalidations (a batch at most); True when none
+    is left, so that its cached figures can be trusted again."""
     try:
-        invalidations.replay(services, organisation_id, max_rows=invalidations.REPLAY_BATCH)
+        return invalidations.replay(services, organisation_id, max_rows=invalidations.REPLAY_BATCH)
     except Exception:  # best effort on the request path: the request is served from SQL anyway
         log.warning("could not deliver pending cache invalidations", exc_info=True)
+        return False

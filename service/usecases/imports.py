@@ -8,9 +8,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 
-from service.domain.usage_events import InvalidEvent, NumberedLine
+from service.domain.usage_events import (
+    InvalidEvent,
+    NumberedLine,
+    UsageEvent,
+    check_not_in_future,
+)
 from service.observability import metrics
 from service.usecases import invalidations
 from service.usecases.errors import OperationFailed
@@ -25,6 +31,7 @@ from service.usecases.ports import (
 DEFAULT_BATCH_SIZE = 10_000
 MAX_ATTEMPTS = 5
 RETRY_PAUSE_SECONDS = 0.05  # times the attempt number
+TOO_LARGE = "the figures of key {key} on {day} would pass the largest storable (2^63-1)"
 RejectionSink = Callable[[int, str], None]
 
 
@@ -69,7 +76,13 @@ def import_events(
         with services.ledger.import_session() as session:
             for batch in _read_ahead(lines, batch_size):
                 events = []
+                now = datetime.now(UTC)
                 for number, item in batch:
+                    if isinstance(item, UsageEvent):
+                        try:
+                            check_not_in_future(item, now)
+                        except InvalidEvent as reason:
+                            item = reason
                     if isinstance(item, InvalidEvent):
                         on_rejected(number, str(item))
                     else:
@@ -106,7 +119,9 @@ def _commit_batch(
     report: ImportReport,
     on_rejected: RejectionSink,
 ) -> list[PendingInvalidation]:
-    """One batch in one transaction, tried again (whole) when it meets a concurrent import."""
+    """One batch in one transaction, tried again (whole) when it meets a concurrent import.
+    A batch that would take a key's day past the largest storable figure is committed in
+    halves, down to the lines that would, which are rejected."""
     lines = f"lines {events[0][0]}-{events[-1][0]}"
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -120,10 +135,17 @@ def _commit_batch(
                 ) from None
             time.sleep(RETRY_PAUSE_SECONDS * attempt)
         except FigureTooLarge:
-            raise ImportFailed(
-                f"{lines}: a day's total for one key would pass the largest storable figure "
-                "(2^63-1); nothing from these lines was imported"
-            ) from None
+            if len(events) == 1:
+                number, _, api_key_id, occurred_at, *_ = events[0]
+                on_rejected(number, TOO_LARGE.format(key=api_key_id, day=occurred_at.date()))
+                report.rejected += 1
+                metrics.IMPORTED_EVENTS.labels("rejected").inc()
+                return []
+            half = len(events) // 2
+            return [
+                *_commit_batch(session, events[:half], report, on_rejected),
+                *_commit_batch(session, events[half:], report, on_rejected),
+            ]
     for number, api_key_id in outcome.unknown_keys:
         on_rejected(number, f"api_key_id {api_key_id} names no API key")
     duplicates = len(events) - len(outcome.unknown_keys) - outcome.inserted

@@ -44,15 +44,17 @@ def deliver(
     return True
 
 
-def replay(services: Services, organisation_id: UUID | None = None, max_rows: int = 50_000) -> int:
-    """Deliver pending rows, oldest first (one organisation's, or everyone's); returns how
-    many were delivered. Stops at the first failure."""
+def replay(services: Services, organisation_id: UUID | None = None, max_rows: int = 50_000) -> bool:
+    """Deliver pending rows, oldest first (one organisation's, or everyone's), up to
+    `max_rows`; stops at the first failure. True when none is left pending."""
     delivered = 0
     while delivered < max_rows:
         pending = services.ledger.pending_invalidations(organisation_id, REPLAY_BATCH)
-        if not pending or not deliver(services, pending):
-            break
+        if not pending:
+            return True
+        if not deliver(services, pending):
+            return False
         delivered += len(pending)
         if len(pending) < REPLAY_BATCH:
-            break
-    return delivered
+            return True
+    return False

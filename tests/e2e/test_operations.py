@@ -155,3 +155,19 @@ def test_each_request_leaves_one_json_log_line_with_its_id_and_no_secret(server,
     text = server["log"].read_text()
     assert org.root.secret not in text
     assert "start_date" not in text, "no body reaches the log"
+
+
+def test_readiness_checks_that_overlap_all_answer_200(server):
+    """Two load balancers (or anyone) probing at once must not pull a healthy instance
+    out of rotation: 200 checks, 8 at a time."""
+    base = server["base_url"]
+
+    def ready(_: int) -> tuple[int, object]:
+        return http_request(base, "/readyz")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(ready, range(200)))
+    assert [status for status, _ in answers] == [200] * 200, [
+        body for status, body in answers if status != 200
+    ][:3]
+    assert all(body["postgres"]["ok"] for _, body in answers)

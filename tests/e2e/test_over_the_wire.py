@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -45,8 +47,6 @@ def test_a_chunked_body_over_16_kib_is_invalid_request(server, org):
 
 
 def raw_exchange(server, payload: bytes) -> bytes:
-    import socket
-
     address = urlsplit(server["base_url"])
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
         sock.sendall(payload)
@@ -97,3 +97,52 @@ def test_a_kept_alive_connection_is_closed_after_100_requests(server):
     assert all(status == 200 for status, _ in answers)
     assert [header for _, header in answers[:99]] == ["keep-alive"] * 99
     assert answers[99][1] == "close"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"X-Scrubs-Clinic-Api-Key %s",  # a header line without its colon
+        b"X-Scrubs-Clinic-Api-Key: %s\x00",  # a value gunicorn refuses
+    ],
+    ids=["no-colon", "nul-in-value"],
+)
+def test_gunicorn_never_logs_the_text_of_a_request_it_cannot_parse(server, org, line):
+    secret = org.root.secret.encode()
+    head = b"POST /api/v1/usage-analytics HTTP/1.1\r\nHost: x\r\n" + line % secret + b"\r\n\r\n"
+    answer = raw_exchange(server, head)
+    assert answer.split(b" ")[1] == b"400"
+    bad_line = b"GET /" + secret + b"\x01 HTTP/1.1\r\n\r\n"
+    assert raw_exchange(server, bad_line).split(b" ")[1] == b"400"
+    time.sleep(0.5)  # the log line is written after the answer
+    log = server["log"].read_bytes()
+    assert b"Invalid request from ip=" in log, "gunicorn did log the event"
+    assert secret not in log
+    assert secret[len("scrubs_") :] not in log
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"//api/v1/usage-analytics",
+        b"/api%2Fv1/usage-analytics",
+        b"/api%2fv1/usage-analytics",
+        b"/api/v1/usage%2Danalytics",
+        b"/./api/v1/usage-analytics",
+        b"/api/v1/../v1/usage-analytics",
+    ],
+)
+def test_only_the_canonical_path_reaches_the_endpoint_over_the_wire(server, org, target):
+    body = BODY
+    headers = "".join(f"{name}: {value}\r\n" for name, value in org.headers().items())
+    request = (
+        b"POST "
+        + target
+        + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + headers.encode()
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    head, _, answer = raw_exchange(server, request).partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"404", (target, head, answer)
+    assert json.loads(answer)["code"] == "not_found"

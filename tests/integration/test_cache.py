@@ -88,17 +88,6 @@ def test_late_events_for_cached_days_show_at_once(client, org, cli, tmp_path):
     assert outbox_rows(services_of(client.application), org) == 0
 
 
-def test_events_dated_after_today_count_though_those_days_are_not_cached(
-    client, org, cli, tmp_path
-):
-    ahead = [TODAY + timedelta(days=3)]
-    events = make_events(random.Random(3), [org.clinic_keys[0].id], ahead, 5)
-    import_file(cli, write_jsonl(tmp_path / "f.jsonl", events))
-    start, end = TODAY - timedelta(days=2), TODAY + timedelta(days=5)
-    for _ in range(2):
-        assert deltas(client, org, start, end) == expected_deltas(events, start, end)
-
-
 def test_a_fill_that_raced_an_import_writes_nothing(
     client, org, cli, tmp_path, monkeypatch, sql_unreachable, services
 ):

@@ -125,6 +125,20 @@ def test_an_unknown_key_gets_401_authentication_failed(client, org, secret):
     )
 
 
+@pytest.mark.parametrize("around", ["\u00a0", "\u0085", "\x0b", "\x0c"])
+def test_only_space_and_tab_around_a_header_value_are_ignored(client, org, around):
+    """HTTP's optional whitespace is space and tab: a key or provider id with anything
+    else around it is another value (str.strip would take NBSP and NEL off too)."""
+    assert (
+        api_request(client, org, headers={KEY_HEADER: f" \t{org.root.secret}\t "}).status_code
+        == 200
+    )
+    for header, value in ((KEY_HEADER, org.root.secret), (PROVIDER_HEADER, org.provider_id)):
+        sent = org.headers() | {header: value + around}
+        expected = "authentication_failed" if header == KEY_HEADER else "invalid_provider"
+        assert_problem(api_request(client, None, headers=sent), expected)
+
+
 def test_a_revoked_key_gets_401_authentication_failed(client, org, services):
     revoke(services, org.root.id)
     assert_problem(api_request(client, None, headers=org.headers()), "authentication_failed")

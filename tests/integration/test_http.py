@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import string
 import time
+import uuid
 
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from config.settings import Settings
@@ -161,6 +163,64 @@ def test_a_wrong_method_gets_405_problem_with_an_allow_header(client, org, metho
     methods = {name.strip() for name in response.headers["Allow"].split(",")}
     assert allowed in methods
     assert method not in methods
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//api/v1/usage-analytics",
+        "/api%2Fv1/usage-analytics",
+        "/api/v1%2Fusage-analytics",
+        "/api/v1/usage%2Danalytics",
+        "/api/v1//usage-analytics",
+    ],
+)
+def test_only_the_canonical_path_reaches_the_endpoint(client, org, path):
+    """A path rule in front of the service (a proxy, a firewall) sees these as other
+    resources: the service must too."""
+    response = client.open(path, method="POST", headers=org.headers(), json=BODY)
+    assert_problem(response, "not_found", 404)
+    assert client.post(PATH, headers=org.headers(), json=BODY).status_code == 200
+
+
+def metric_samples(client, name: str) -> list[tuple[dict, float]]:
+    text = client.get("/metrics").get_data(as_text=True)
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def test_request_metrics_have_a_bounded_set_of_methods(client):
+    invented = [f"X{n:04d}{uuid.uuid4().hex[:6].upper()}" for n in range(200)]
+    for method in invented:
+        assert client.open("/healthz", method=method).status_code == 405
+    methods = {
+        labels["method"] for labels, _ in metric_samples(client, "scrubs_http_requests_total")
+    }
+    assert not methods & set(invented)
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    other = [
+        value
+        for labels, value in metric_samples(client, "scrubs_http_requests_total")
+        if labels == {"route": "/healthz", "method": "other", "status": "405"}
+    ]
+    assert other and other[0] >= 200
+
+
+def test_a_wrong_method_on_a_route_is_counted_under_that_route(client):
+    def counted() -> float:
+        return sum(
+            value
+            for labels, value in metric_samples(client, "scrubs_http_requests_total")
+            if labels == {"route": PATH, "method": "GET", "status": "405"}
+        )
+
+    before = counted()
+    assert client.get(PATH).status_code == 405
+    assert counted() == before + 1
 
 
 # --- the unexpected ----------------------------------------------------------------------

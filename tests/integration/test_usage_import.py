@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,12 @@ BAD_LINES = {
     "impossible date": lambda org: json.dumps(good(org, occurred_at="2024-02-30T08:00:00Z")),
     "hour 24": lambda org: json.dumps(good(org, occurred_at="2024-03-04T24:00:00Z")),
     "epoch seconds": lambda org: json.dumps(good(org, occurred_at=1709539200)),
+    "usage null": lambda org: json.dumps(good(org, usage=None)),
+    "a field twice": lambda org: json.dumps(good(org))[:-1] + ', "tokens": 99999}',
+    "a field twice, escaped": lambda org: json.dumps(good(org))[:-1] + ', "\\u0075sage": 7}',
+    "in the future": lambda org: json.dumps(
+        good(org, occurred_at=(datetime.now(UTC) + timedelta(minutes=10)).isoformat())
+    ),
 }
 
 
@@ -294,3 +301,84 @@ def test_an_interrupted_import_leaves_whole_batches_and_a_re_run_finishes_exactl
     assert summary["duplicates"] == partial
     assert summary["inserted"] == len(events) - partial
     assert deltas(client, org, START, END) == expected_deltas(events, START, END)
+
+
+# --- the line's rules -------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_before_the_first_jsonl_line_is_ignored(client, org, cli, tmp_path):
+    records = [good(org, tokens=7), good(org, tokens=8)]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in records).encode())
+    result = cli("usage", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert report(result) == {"read": 2, "inserted": 2, "duplicates": 0, "rejected": 0}
+
+
+def peak_memory_kib(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, int]:
+    """Run `command` alone under a small parent that reports its child's peak resident size."""
+    probe = (
+        "import resource, subprocess, sys\n"
+        "ran = subprocess.run(sys.argv[1:], capture_output=True)\n"
+        "sys.stdout.buffer.write(ran.stdout)\n"
+        "sys.stderr.buffer.write(ran.stderr)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(ran.returncode)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe, *command], capture_output=True, env=env, timeout=300
+    )
+    return ran, int(ran.stderr.decode().strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_line_over_64_kib_is_rejected_without_being_held_whole(
+    client, org, console, settings, tmp_path, fmt
+):
+    """A 100 MB line: one rejection, the lines around it imported, and the import's memory
+    far below the line's size."""
+    before, after = good(org, tokens=3), good(org, tokens=4)
+    huge = "x" * 100_000_000
+    path = tmp_path / f"huge.{fmt}"
+    with path.open("w") as out:
+        if fmt == "jsonl":
+            out.write(json.dumps(before) + "\n")
+            out.write(json.dumps(good(org, event_id=huge)) + "\n")
+            out.write(json.dumps(after) + "\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=FIELDS)
+            writer.writeheader()
+            writer.writerows([before, good(org, event_id=huge), after])
+    script = str(Path(sys.executable).with_name("scrubs-analytics"))
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+    ran, peak_kib = peak_memory_kib([script, "usage", "import", str(path)], env)
+    assert ran.returncode == 1, ran.stderr.decode()[-2000:]
+    huge_line = 2 if fmt == "jsonl" else 3
+    assert f"line {huge_line}: the line is longer than 64 KiB" in ran.stderr.decode()
+    assert json.loads(ran.stdout) == {"read": 3, "inserted": 2, "duplicates": 0, "rejected": 1}
+    assert peak_kib < 100_000, f"the import held {peak_kib} KiB for a 100 MB line"
+
+
+def test_a_line_that_would_take_a_keys_day_past_2_63_is_one_rejection(client, org, cli, tmp_path):
+    """1,024 events of 2^53 - 1 tokens fit in a day's bigint; the 1,025th would not. Every
+    run imports what fits and rejects the lines that do not, at the same place."""
+    prefix = uuid.uuid4().hex
+    records = [
+        good(org, event_id=f"{prefix}-{n}", tokens=2**53 - 1, occurred_at="2024-03-05T10:00:00Z")
+        for n in range(1026)
+    ]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for run, inserted in ((1, 1024), (2, 0)):
+        result = cli("usage", "import", str(path))
+        assert result.exit_code == 1, (run, result.output)
+        assert report(result) == {
+            "read": 1026,
+            "inserted": inserted,
+            "duplicates": 1024 - inserted,
+            "rejected": 2,
+        }
+        assert "line 1025: the figures of key" in result.stderr
+        assert "line 1026: the figures of key" in result.stderr
+    day = date(2024, 3, 5)
+    assert deltas(client, org, day, day)["2024-03-05"]["tokens"] == 1024 * (2**53 - 1)

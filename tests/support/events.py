@@ -106,12 +106,17 @@ def make_events(
     count: int,
     prefix: str | None = None,
 ) -> list[Event]:
-    """`count` random events of the given keys on or around `days`."""
+    """`count` random events of the given keys on or around `days`, none in the future (an
+    import refuses events dated ahead of its clock)."""
     prefix = prefix or event_prefix()
-    return [
-        make_event(rng, f"{prefix}-{n}", rng.choice(key_ids), random_instant(rng, days))
-        for n in range(count)
-    ]
+    latest = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    events = []
+    for n in range(count):
+        instant = random_instant(rng, days)
+        if instant > latest:
+            instant = latest - timedelta(seconds=rng.randrange(3600))
+        events.append(make_event(rng, f"{prefix}-{n}", rng.choice(key_ids), instant))
+    return events
 
 
 def write_jsonl(path: Path, events: list[Event]) -> Path:

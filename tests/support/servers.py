@@ -9,8 +9,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import suppress
 from pathlib import Path
 
@@ -134,3 +136,65 @@ class PrivatePostgres:
         with suppress(subprocess.CalledProcessError):
             self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Gunicorn:
+    """The service under gunicorn with the shipped config, on a free loopback port, started
+    as a user starts it (from the project root, PROMETHEUS_MULTIPROC_DIR not set)."""
+
+    def __init__(self, workdir: Path, **environment: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+            "BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": "2",
+            **environment,
+        }
+        self.log = workdir / f"gunicorn-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20) -> Gunicorn:
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(gunicorn), "-c", "config/gunicorn.conf.py", "app:app"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                output = self.log.read_text(errors="replace")
+                pytest.fail(f"gunicorn did not start on {self.base_url}:\n{output[-5000:]}")
+            time.sleep(0.1)
+        return self
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def worker_pids(self) -> set[int]:
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(pid) for pid in children.read_text().split()}
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None

@@ -26,6 +26,7 @@ from service.usecases.ports import (
 )
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+LARGEST = 2**63 - 1  # a bigint
 
 
 class FakeDirectory:
@@ -94,12 +95,11 @@ class FakeRollups:
 @dataclass
 class FakeLedger:
     """Events deduped by id, rolled up into `rollups`, with an outbox. `conflicts` makes the
-    next commits fail as if they met a concurrent import; `too_large` as if a figure
-    overflowed."""
+    next commits fail as if they met a concurrent import. A batch that would take a key's
+    day past 2^63 - 1 is refused whole, as Postgres refuses it."""
 
     rollups: FakeRollups
     conflicts: int = 0
-    too_large: bool = False
     seen: set[str] = field(default_factory=set)
     outbox: dict[int, PendingInvalidation] = field(default_factory=dict)
     batches: list[list[int]] = field(default_factory=list)  # line numbers of each commit
@@ -115,10 +115,18 @@ class FakeLedger:
         if self.conflicts:
             self.conflicts -= 1
             raise ImportConflict()
-        if self.too_large:
+        keys = self.rollups.directory.keys
+        sums: dict[tuple[UUID, date], list[int]] = {}
+        for _, event_id, key_text, occurred_at, tokens, stt, usage in events:
+            key_day = (UUID(key_text), occurred_at.date())
+            if key_day[0] in keys and event_id not in self.seen:
+                old = self.rollups.rows.get(key_day, DayUsage(key_day[1], 0, 0, 0))
+                found = sums.setdefault(key_day, list(old[1:]))
+                for n, value in enumerate((tokens, usage, stt)):
+                    found[n] += value
+        if any(value > LARGEST for found in sums.values() for value in found):
             raise FigureTooLarge()
         self.batches.append([event[0] for event in events])
-        keys = self.rollups.directory.keys
         unknown = [(event[0], UUID(event[2])) for event in events if UUID(event[2]) not in keys]
         touched: dict[UUID, set[tuple[UUID, date]]] = defaultdict(set)
         inserted = 0
@@ -170,14 +178,22 @@ class NoDatabase:
         pass
 
 
-def fake_cache(server: fakeredis.FakeServer | None = None) -> RedisRollupCache:
-    return RedisRollupCache(
+def fake_cache(
+    server: fakeredis.FakeServer | None = None, *, read_by_servers: bool = True
+) -> RedisRollupCache:
+    """The cache on a fake Redis: a server's by default (it marks the Redis as the one
+    servers read); `read_by_servers=False` for a command's."""
+    cache = RedisRollupCache(
         fakeredis.FakeRedis(server=server or fakeredis.FakeServer()),
         namespace="unit",
         ttl_seconds=3600,
         today_ttl_seconds=60,
         lease_ms=10_000,
+        read_by_servers=read_by_servers,
     )
+    if read_by_servers:
+        cache.open()
+    return cache
 
 
 def fake_services(cache: RedisRollupCache | None = None) -> Services:

@@ -120,7 +120,7 @@ def test_with_redis_down_figures_come_from_sql_and_are_the_same(services):
     assert not broken.cache.available
 
 
-def test_pending_invalidations_are_delivered_and_the_cache_is_not_trusted_meanwhile(services):
+def test_pending_invalidations_are_delivered_first_then_the_cache_is_trusted(services):
     daily_usage(services, Scope(ORG), START, TODAY, today=TODAY)  # cached
     late_day = START + timedelta(days=3)
     services.rollups.add(KEYS[0], DayUsage(late_day, 1_000, 1, 1))  # committed, not delivered
@@ -128,11 +128,21 @@ def test_pending_invalidations_are_delivered_and_the_cache_is_not_trusted_meanwh
     services.rollups.reads.clear()
     found = daily_usage(services, Scope(ORG), START, TODAY, cache_pending=True, today=TODAY)
     assert found == expected(services, START, TODAY)
-    assert services.rollups.reads == [("organisation", days_between(START, TODAY))]
     assert services.ledger.outbox == {}, "the reader delivered the row"
-    services.rollups.reads.clear()
-    assert daily_usage(services, Scope(ORG), START, TODAY, today=TODAY) == found
     assert services.rollups.reads == [("organisation", [late_day])], "only the forgotten day"
+
+
+def test_while_pending_invalidations_cannot_be_delivered_figures_come_from_sql(services):
+    daily_usage(services, Scope(ORG), START, TODAY, today=TODAY)  # cached
+    late_day = START + timedelta(days=3)
+    services.rollups.add(KEYS[0], DayUsage(late_day, 1_000, 1, 1))
+    services.ledger.outbox[1] = PendingInvalidation(1, ORG, [KEYS[0]], [late_day])
+    services.cache.client.connection_pool.connection_kwargs["server"].connected = False
+    services.rollups.reads.clear()
+    found = daily_usage(services, Scope(ORG), START, TODAY, cache_pending=True, today=TODAY)
+    assert found == expected(services, START, TODAY)
+    assert services.rollups.reads == [("organisation", days_between(START, TODAY))]
+    assert list(services.ledger.outbox) == [1], "kept for the next reader"
 
 
 def test_a_reader_that_finds_anothers_lease_serves_sql_and_fills_nothing(services):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import fakeredis
 import pytest
 
 from service.domain.figures import DayUsage, Scope
@@ -115,12 +116,35 @@ def test_an_import_gives_up_after_its_attempts_and_counts_what_it_committed(serv
     }
 
 
-def test_a_figure_too_large_stops_the_import_naming_the_lines(services):
-    services.ledger.too_large = True
-    _, sink = rejections()
-    with pytest.raises(ImportFailed, match=r"lines 1-4: .*2\^63-1"):
-        import_events(services, lines(4), on_rejected=sink)
-    assert services.ledger.attempts == 1, "not tried again"
+def test_a_line_that_would_take_a_keys_day_past_the_largest_figure_is_one_rejection(services):
+    services.rollups.add(KEY, DayUsage(DAY, 2**63 - 100, 0, 0))
+    moment = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    numbered = [
+        (n, UsageEvent(f"big-{n}", str(KEY), moment, tokens, 1, 1))
+        for n, tokens in enumerate([40, 50, 30, 5, 1], start=1)
+    ]
+    found, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink)
+    assert found == [
+        (3, f"the figures of key {KEY} on {DAY} would pass the largest storable (2^63-1)")
+    ]
+    assert report.as_json() == {"read": 5, "inserted": 4, "duplicates": 0, "rejected": 1}
+    assert services.rollups.rows[(KEY, DAY)].tokens == 2**63 - 100 + 40 + 50 + 5 + 1
+    again = import_events(services, numbered, on_rejected=sink)  # a re-run goes past it too
+    assert again.as_json() == {"read": 5, "inserted": 0, "duplicates": 4, "rejected": 1}
+
+
+def test_an_event_more_than_five_minutes_ahead_of_the_import_is_rejected(services):
+    now = datetime.now(UTC)
+    numbered = [
+        (1, UsageEvent("soon", str(KEY), now + timedelta(minutes=4), 1, 1, 1)),
+        (2, UsageEvent("later", str(KEY), now + timedelta(minutes=6), 1, 1, 1)),
+    ]
+    found, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink)
+    assert report.inserted == 1
+    assert [number for number, _ in found] == [2]
+    assert "in the future" in found[0][1]
 
 
 def test_each_batch_makes_the_cache_forget_its_days_before_the_next_commits(services):
@@ -151,3 +175,20 @@ def test_without_a_cache_the_invalidations_wait_in_the_outbox():
     import_events(services, lines(3), on_rejected=sink)
     [row] = services.ledger.outbox.values()
     assert row.organisation_id == ORG and row.days == [DAY]
+
+
+def test_a_commands_invalidations_count_as_delivered_only_in_the_redis_servers_read():
+    """An importer whose REDIS_URL names another Redis than the servers' (or a Redis the
+    servers have not marked yet) leaves its outbox rows for the servers to deliver."""
+    elsewhere = fake_services(fake_cache(read_by_servers=False))
+    elsewhere.directory.add_key(ORG, KEY, clinic_id=uuid.uuid4())
+    _, sink = rejections()
+    import_events(elsewhere, lines(3), on_rejected=sink)
+    assert len(elsewhere.ledger.outbox) == 1, "kept: no server reads that Redis"
+
+    server = fakeredis.FakeServer()
+    fake_cache(server)  # a server opens its cache on this Redis, and marks it
+    shared = fake_services(fake_cache(server, read_by_servers=False))
+    shared.directory.add_key(ORG, KEY, clinic_id=uuid.uuid4())
+    import_events(shared, lines(3), on_rejected=sink)
+    assert shared.ledger.outbox == {}, "delivered to the servers' Redis"

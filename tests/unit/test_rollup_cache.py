@@ -28,11 +28,13 @@ def usage(day: date, tokens: int) -> DayUsage:
 
 
 def cache_on(server: fakeredis.FakeServer | None = None, **overrides) -> RedisRollupCache:
+    """A server's cache unless `read_by_servers=False` says a command's."""
     options = {
         "namespace": "testdb",
         "ttl_seconds": 3600,
         "today_ttl_seconds": 60,
         "lease_ms": 10_000,
+        "read_by_servers": True,
     }
     return RedisRollupCache(fakeredis.FakeRedis(server=server), **(options | overrides))
 
@@ -218,4 +220,58 @@ def test_invalidation_sends_two_commands_a_bucket_however_many_days(cache, monke
     monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
     forgotten = cache.invalidate([(ORG, key, day) for key in keys for day in past], TODAY)
     assert forgotten == 31 + 50 * 31
-    assert sent == [2 * (1 + 50)]
+    assert sent == [1 + 2 * (1 + 50)]  # and the mark
+
+
+def test_a_commands_invalidation_is_delivered_only_where_servers_have_marked_redis():
+    server = fakeredis.FakeServer()
+    command = cache_on(server, read_by_servers=False)
+    touched = [(ORG, KEY, TODAY - timedelta(days=3))]
+    with pytest.raises(CacheUnavailable, match="no server of this database reads this Redis"):
+        command.invalidate(touched, today=TODAY)
+    assert not command.is_read_by_servers()
+    cache_on(server).open()  # a server starts on this Redis
+    assert command.is_read_by_servers()
+    assert command.invalidate(touched, today=TODAY) == 2
+    other_database = cache_on(server, namespace="otherdb", read_by_servers=False)
+    assert not other_database.is_read_by_servers(), "the mark is the database's own"
+
+
+def test_a_server_marks_its_redis_again_whenever_it_fills_or_invalidates():
+    server = fakeredis.FakeServer()
+    serving = cache_on(server)
+    command = cache_on(server, read_by_servers=False)
+    for write in (
+        lambda: serving.fill(serving.lease([(Scope(ORG), [TODAY])], TODAY), {}, TODAY),
+        lambda: serving.invalidate([(ORG, KEY, TODAY)], today=TODAY),
+    ):
+        fakeredis.FakeRedis(server=server).flushall()  # Redis restarted empty
+        assert not command.is_read_by_servers()
+        write()
+        assert command.is_read_by_servers()
+
+
+def test_the_namespace_is_looked_up_once_on_first_use():
+    looked_up = []
+
+    def identity() -> str:
+        looked_up.append(1)
+        return "abc123"
+
+    cache = cache_on(namespace=identity)
+    assert looked_up == []
+    cache.read(Scope(ORG), [TODAY - timedelta(days=1)], TODAY)
+    cache.read(Scope(ORG), [TODAY - timedelta(days=1)], TODAY)
+    assert looked_up == [1]
+    assert cache.layout.bucket(Scope(ORG), TODAY, TODAY).startswith("ua1:abc123:")
+
+
+def test_a_namespace_that_cannot_be_looked_up_is_an_unavailable_cache_not_an_open_breaker():
+    def broken() -> str:
+        raise OSError("Postgres is down")
+
+    cache = cache_on(namespace=broken, breaker_failures=1)
+    for _ in range(3):
+        with pytest.raises(CacheUnavailable, match="namespace"):
+            cache.read(Scope(ORG), [TODAY], TODAY)
+    assert cache.breaker.current_state == "closed"

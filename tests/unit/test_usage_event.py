@@ -55,10 +55,14 @@ def test_a_valid_csv_record_loads_with_its_utc_instant():
     assert type(event.tokens) is int and type(event.usage) is int
 
 
-def test_usage_defaults_to_one_when_absent_or_null():
+def test_usage_defaults_to_one_when_absent_or_an_empty_csv_cell():
     assert event_from_json(without("usage")).usage == 1
-    assert event_from_json(changed(usage=None)).usage == 1
     assert event_from_csv(as_csv_row(changed(usage=""))).usage == 1
+
+
+def test_a_null_usage_is_invalid_not_billed_as_one():
+    with pytest.raises(InvalidEvent, match="usage must be an integer"):
+        event_from_json(changed(usage=None))
 
 
 @pytest.mark.parametrize(

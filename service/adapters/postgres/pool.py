@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import TypeVar
@@ -81,7 +81,8 @@ class PooledDatabase:
         )
         self._pinger: ThreadPoolExecutor | None = None
         self._pinger_pid: int | None = None
-        self._ping_in_flight = threading.Lock()
+        self._ping_future: Future | None = None
+        self._ping_conn: psycopg.Connection | None = None
 
     @property
     def pool(self) -> ConnectionPool:
@@ -154,31 +155,42 @@ class PooledDatabase:
                 return query(conn, *args)
 
     def ping(self, timeout: float) -> float:
-        """Milliseconds for a round trip, or an exception; never blocks beyond `timeout`."""
-        if not self._ping_in_flight.acquire(blocking=False):
-            raise TimeoutError("the previous check has not come back yet")
+        """Milliseconds for a round trip, or an exception; never blocks beyond `timeout`.
+        Checks that overlap share one round trip. The check has a connection of its own,
+        outside the pool, so that a pool busy with requests does not read as Postgres down."""
         started = time.perf_counter()
-        try:
-            future = self._ping_executor().submit(self._ping_once, timeout)
-        except BaseException:
-            self._ping_in_flight.release()
-            raise
-        future.add_done_callback(lambda _: self._ping_in_flight.release())
+        with self._lock:
+            if self._pinger is None or self._pinger_pid != os.getpid():
+                self._pinger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-ping")
+                self._pinger_pid = os.getpid()
+                self._ping_conn = None
+                self._ping_future = None
+            if self._ping_future is None or self._ping_future.done():
+                self._ping_future = self._pinger.submit(self._ping_once, timeout)
+            future = self._ping_future
         try:
             future.result(timeout=timeout)
         except FutureTimeout:
             raise TimeoutError(f"no answer within {timeout:.2f}s") from None
         return (time.perf_counter() - started) * 1000
 
-    def _ping_executor(self) -> ThreadPoolExecutor:
-        if self._pinger is None or self._pinger_pid != os.getpid():
-            self._pinger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-ping")
-            self._pinger_pid = os.getpid()
-        return self._pinger
-
     def _ping_once(self, timeout: float) -> None:
-        with self.pool.connection(timeout=timeout) as conn:
-            conn.execute("SELECT 1")
+        """In the ping thread alone: one kept connection, made again after any failure."""
+        try:
+            if self._ping_conn is None or self._ping_conn.closed:
+                self._ping_conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=max(1, round(timeout)),
+                    application_name=f"{self._application_name}-readiness",
+                    options=f"-c statement_timeout={int(timeout * 1000)}",
+                )
+            self._ping_conn.execute("SELECT 1")
+        except BaseException:
+            if self._ping_conn is not None:
+                self._ping_conn.close()
+            self._ping_conn = None
+            raise
 
     def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
@@ -188,6 +200,8 @@ class PooledDatabase:
         if self._pinger is not None and self._pinger_pid == os.getpid():
             self._pinger.shutdown(wait=False, cancel_futures=True)
             self._pinger = None
+            if self._ping_conn is not None:
+                self._ping_conn.close()
 
 
 class CommandDatabase:

@@ -1,6 +1,6 @@
 """Where the rollup cache keeps each day of each scope, and how a day's figures are written.
 
-Keys start with a namespace (one per database, so that two databases never share
+Keys start with a namespace (the database's identity, so that two databases never share
 figures through one Redis) and carry the organisation as their hash tag, so that one
 organisation's keys share a Redis Cluster slot and one pipeline reaches them all:
 
@@ -8,6 +8,7 @@ organisation's keys share a Redis Cluster slot and one pipeline reaches them all
     ua1:NS:{ORG}:key:KEY:m:2024-01      the same for one key of the organisation
     ua1:NS:{ORG}:org:d:2024-11-24       the current UTC day, in a hash of its own
     <bucket>:lease                      a fill in progress for that bucket (random token)
+    ua1:NS:read-by-servers              the servers of this database read this Redis
 
 A day without usage is stored as b"0 0 0", so it is a hit too. Days after the current UTC
 day are never cached. A bucket lives `ttl` (past days) or `today_ttl` (the current day)
@@ -32,6 +33,11 @@ class Layout:
     """Where each day of each scope lives."""
 
     namespace: str
+
+    @property
+    def served_mark(self) -> str:
+        """Set by the servers of this database in the Redis they read (no lifetime)."""
+        return f"{LAYOUT_VERSION}:{self.namespace}:read-by-servers"
 
     def organisation_prefix(self, organisation_id: UUID) -> str:
         return f"{LAYOUT_VERSION}:{self.namespace}:{{{organisation_id}}}:"

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import random
 import secrets
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
@@ -77,15 +79,21 @@ class RedisRollupCache:
         self,
         client: redis.Redis,
         *,
-        namespace: str,
+        namespace: str | Callable[[], str],
         ttl_seconds: int,
         today_ttl_seconds: int,
         lease_ms: int,
+        read_by_servers: bool = False,
         breaker_failures: int = 3,
         breaker_reset_seconds: float = 5,
     ) -> None:
+        """`namespace`: the database's identity in the cache, or how to look it up (once, on
+        first use). `read_by_servers`: this process serves requests from this cache."""
         self.client = client
-        self.layout = Layout(namespace)
+        self._namespace = namespace
+        self._layout: Layout | None = None
+        self._layout_lock = threading.Lock()
+        self.read_by_servers = read_by_servers
         self.ttl_ms = ttl_seconds * 1000
         self.today_ttl_ms = today_ttl_seconds * 1000
         self.lease_ms = lease_ms
@@ -99,6 +107,39 @@ class RedisRollupCache:
             name="redis",
         )
         self._fill = client.register_script(FILL_SCRIPT)
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            with self._layout_lock:
+                if self._layout is None:
+                    self._layout = Layout(self._looked_up_namespace())
+        return self._layout
+
+    def _looked_up_namespace(self) -> str:
+        if isinstance(self._namespace, str):
+            return self._namespace
+        try:
+            return self._namespace()
+        except Exception as problem:  # Postgres' trouble, not Redis': the breaker stays shut
+            raise CacheUnavailable("the cache's namespace could not be looked up") from problem
+
+    def open(self) -> None:
+        """Look the namespace up, and, in a server, mark this Redis as the one servers read
+        (the mark is set again with every fill and invalidation, should Redis lose it)."""
+        if self.read_by_servers:
+            with suppress(CacheUnavailable):
+                self._guarded(lambda: self.client.set(self.layout.served_mark, b"1"))
+        else:
+            self.layout  # noqa: B018
+
+    def is_read_by_servers(self) -> bool:
+        """Whether servers of this database read this Redis: they mark it. A command that
+        cannot see the mark must not count an invalidation as delivered: the servers' cache
+        may be another Redis (another REDIS_URL), which still holds the old figures."""
+        if self.read_by_servers:
+            return True
+        return bool(self._guarded(lambda: self.client.exists(self.layout.served_mark)))
 
     @property
     def available(self) -> bool:
@@ -199,9 +240,11 @@ class RedisRollupCache:
                 ttl += random.randrange(ttl // 10 + 1)
                 keys = [bucket, lease_of(bucket)]
                 self._fill(keys=keys, args=[lease.token, ttl, *pairs], client=pipe)
+            if self.read_by_servers:
+                pipe.set(self.layout.served_mark, b"1")
             return pipe.execute()
 
-        written = self._guarded(write)
+        written = self._guarded(write)[: len(buckets)]  # the mark's answer, if any, comes last
         return sum(len(days) for (_, (_, days)), ok in zip(buckets, written, strict=True) if ok)
 
     def invalidate(
@@ -212,7 +255,9 @@ class RedisRollupCache:
         bucket, and in a day bucket of its own while it is (or was lately) the current day.
         Each bucket's lease goes before its fields: a fill that checks its lease in between
         writes nothing, one before is overwritten. One round trip, two commands a bucket;
-        returns how many (scope, day) pairs were forgotten."""
+        returns how many (scope, day) pairs were forgotten. Outside a server, an invalidation
+        counts as delivered only where servers have marked this Redis as theirs
+        (CacheUnavailable otherwise)."""
         today = today or datetime.now(UTC).date()
         # A day bucket outlives its day by its TTL and jitter at most.
         day_bucket_lifetime = math.ceil(self.today_ttl_ms * 1.1 / 86_400_000)
@@ -229,11 +274,18 @@ class RedisRollupCache:
                     fields[self.layout.bucket(scope, day, today=day)].add(field_of(day))
         if not fields:
             return 0
+        mark = self.layout.served_mark
         pipe = self.client.pipeline(transaction=False)
+        if self.read_by_servers:
+            pipe.set(mark, b"1")
+        else:
+            pipe.exists(mark)
         for bucket, names in fields.items():
             pipe.delete(lease_of(bucket))
             pipe.hdel(bucket, *names)
-        self._guarded(pipe.execute)
+        marked = self._guarded(pipe.execute)[0]
+        if not marked:
+            raise CacheUnavailable("no server of this database reads this Redis")
         return len(forgotten)
 
     def clear(self, organisation_id: UUID | None = None) -> int:

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from config.settings import Settings, SettingsError
+from service.observability import metrics_directories
 from service.observability.logs import configure_logging
 
 
 def share_metrics_with_the_server(settings: Settings) -> None:
     """When gunicorn serves this database on this host, count this command's work in its
     metrics: samples go to the directory its workers share (read by GET /metrics)."""
-    if os.path.isdir(settings.metrics_directory):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_directory
+    found = metrics_directories.live_instance_directory(
+        Path(settings.metrics_base_directory), settings.database_name
+    )
+    if found is not None:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(found)
 
 
 def main() -> None:

@@ -8,10 +8,11 @@ import logging
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from flask import Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from service.domain.errors import QueryRefused
@@ -30,6 +31,7 @@ from service.usecases.ports import Services
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 EXTENSION = "scrubs"  # where the app keeps its Services
+STANDARD_METHODS = frozenset(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
 request_log = logging.getLogger("scrubs.request")
 error_log = logging.getLogger("scrubs.error")
@@ -96,8 +98,33 @@ def _handle_unexpected(error: Exception) -> Response:
 
 
 def _route() -> str:
-    """The matched rule, never the raw path: a bounded set of labels."""
-    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+    """The matched rule, never the raw path: a bounded set of labels. A wrong method on a
+    route still names the route."""
+    if request.url_rule is not None:
+        return request.url_rule.rule
+    if isinstance(request.routing_exception, WerkzeugMethodNotAllowed):
+        rules = {rule.rule for rule in current_app.url_map.iter_rules()}
+        if request.path in rules:
+            return request.path
+    return "unmatched"
+
+
+def _method() -> str:
+    """The request's method when it is a standard one, else `other`: a bounded set."""
+    return request.method if request.method in STANDARD_METHODS else "other"
+
+
+def _refuse_non_canonical_paths() -> None:
+    """Only the path exactly as routed may answer: not `//api/...`, not `/api%2Fv1/...`,
+    which a path rule in front of the service would not recognise as the same resource."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw is None:
+        return
+    path = raw.split("?", 1)[0]
+    if not path.startswith("/"):  # absolute form: http://host/path
+        path = urlsplit(path).path
+    if path != request.path:
+        raise NotFound()
 
 
 def note_organisation(organisation_id: object) -> None:
@@ -114,13 +141,13 @@ def _finish(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     route, status = _route(), str(response.status_code)
-    metrics.REQUESTS.labels(route, request.method, status).inc()
+    metrics.REQUESTS.labels(route, _method(), status).inc()
     metrics.REQUEST_SECONDS.labels(route, status).observe(seconds)
     request_log.info(
         "request",
         extra={
             "request_id": request_id(),
-            "method": request.method,
+            "method": _method(),
             "route": route,
             "status": response.status_code,
             "duration_ms": round(seconds * 1000, 3),
@@ -134,5 +161,7 @@ def install_http_conventions(app: Flask) -> None:
     app.register_error_handler(QueryRefused, _handle_refusal)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
+    app.url_map.merge_slashes = False
     app.before_request(_start_clock)
+    app.before_request(_refuse_non_canonical_paths)
     app.after_request(_finish)
