@@ -6,13 +6,19 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import subprocess
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from app import create_app
+from service.adapters.postgres.identity import cache_identity
+from service.adapters.postgres.pool import CommandDatabase
 from service.domain.figures import Scope
 from service.entrypoints.http.conventions import services_of
 from tests.support.api import api_request, body_for, deltas
@@ -287,3 +293,66 @@ def test_responses_are_the_same_from_cache_and_from_sql(client, org, cli, tmp_pa
             assert cached.data == plain.data
     finally:
         services_of(uncached).close()
+
+
+# --- whose cache: the database's identity, and the Redis the servers read ---------------
+
+
+def cache_figures_of(client, org, day) -> dict:
+    """The day's figures as the server answers them (cached after the first call)."""
+    deltas(client, org, day, day)
+    return deltas(client, org, day, day)
+
+
+@pytest.mark.parametrize(
+    "importer",
+    [
+        pytest.param({"CACHE_NAMESPACE": "ops"}, id="cache-namespace-set"),
+        pytest.param({"PGDATABASE": "<database>", "DATABASE_URL": "<server>"}, id="pgdatabase"),
+        pytest.param({"REDIS_URL": "redis://127.0.0.1:6379/1"}, id="another-redis-database"),
+    ],
+)
+def test_no_importer_configuration_leaves_a_cached_figure_stale(
+    client, org, console, settings, importer
+):
+    day = PAST[3]
+    key = org.clinic_keys[0].id
+    first = {"event_id": uuid.uuid4().hex, "api_key_id": key, "tokens": 1000, "stt_duration": 1}
+    first["occurred_at"] = f"{day}T12:00:00Z"
+    second = dict(first, event_id=uuid.uuid4().hex)
+    assert console("usage", "import", "-", input=json.dumps(first).encode()).returncode == 0
+    assert cache_figures_of(client, org, day)[str(day)]["tokens"] == 1000
+
+    server = conninfo_to_dict(settings.database_url)
+    values = {"<database>": str(server.pop("dbname")), "<server>": make_conninfo("", **server)}
+    env = {name: values.get(value, value) for name, value in importer.items()}
+    ran = console("usage", "import", "-", input=json.dumps(second).encode(), extra_env=env)
+    assert ran.returncode == 0, ran.stderr.decode()
+    assert deltas(client, org, day, day)[str(day)]["tokens"] == 2000
+    assert deltas(client, org, day, day)[str(day)]["tokens"] == 2000
+
+
+def test_a_copy_of_the_database_has_a_cache_identity_of_its_own(database_url, tmp_path):
+    copy_name = f"{conninfo_to_dict(database_url)['dbname']}_copy"
+    copy_url = make_conninfo(database_url, dbname=copy_name)
+    dump = tmp_path / "dump.sql"
+    subprocess.run(["pg_dump", "-d", database_url, "-f", str(dump)], check=True)
+    with psycopg.connect(make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(copy_name)))
+    try:
+        subprocess.run(
+            ["psql", "-q", "-X", "-d", copy_url, "-f", str(dump)], check=True, capture_output=True
+        )
+        original, copy = CommandDatabase(database_url), CommandDatabase(copy_url)
+        try:
+            assert cache_identity(original) == cache_identity(original)
+            assert cache_identity(copy) != cache_identity(original)
+            assert cache_identity(copy) == cache_identity(copy)
+        finally:
+            original.close()
+            copy.close()
+    finally:
+        with psycopg.connect(
+            make_conninfo(database_url, dbname="postgres"), autocommit=True
+        ) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(copy_name)))
