@@ -8,8 +8,42 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from service.domain.time_buckets import GRANULARITIES, MAX_HOUR_DAYS
+from service.domain.time_zones import is_zone
+
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A bucket's key: a day or a week's Monday, a month, or an hour with its offset.
+BUCKET_KEY = re.compile(
+    r"[0-9]{4}-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:[0-9]{2})?)?"
+)
 MAX_API_KEY_ID_LENGTH = 128
+MAX_API_KEY_IDS = 100
+MAX_LIMIT = 1000
+MAX_CURSOR_LENGTH = 512
+GROUP_BY = ("api_key", "clinic")
+OPTIONS = frozenset(["time_zone", "granularity", "group_by", "api_key_ids", "limit", "cursor"])
+
+
+class TimeZone(fields.String):
+    """An IANA time zone name of the tz database the service ships, case and all."""
+
+    default_error_messages = {  # noqa: RUF012 (marshmallow's own convention)
+        "zone": (
+            "Not a time zone of the tz database: use an IANA name such as America/New_York "
+            "or Asia/Kolkata (abbreviations such as IST and offsets such as +05:30 are not)."
+        ),
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        name = super()._deserialize(value, attr, data, **kwargs)
+        if not is_zone(name):
+            raise self.make_error("zone")
+        return name
+
+
+def distinct(values: list[str]) -> None:
+    if len(set(values)) != len(values):
+        raise ValidationError("The ids must be distinct.")
 
 
 class CalendarDate(fields.Field):
@@ -46,6 +80,40 @@ class UsageAnalyticsRequest(Schema):
         validate=validate.Length(min=1, max=MAX_API_KEY_ID_LENGTH),
         metadata={"description": "One key of the organisation; absent or null for all of them."},
     )
+    time_zone = TimeZone(
+        load_default="UTC",
+        metadata={
+            "description": "The IANA time zone the dates and buckets are in.",
+            "example": "America/New_York",
+        },
+    )
+    granularity = fields.String(
+        load_default="day",
+        validate=validate.OneOf(GRANULARITIES),
+        metadata={"description": "The buckets: local hours, days, ISO weeks or months."},
+    )
+    group_by = fields.String(
+        load_default=None,
+        validate=validate.OneOf(GROUP_BY),
+        metadata={"description": "Figures per key or per clinic, in pages of `limit` groups."},
+    )
+    api_key_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=MAX_API_KEY_ID_LENGTH)),
+        load_default=None,
+        validate=[validate.Length(min=1, max=MAX_API_KEY_IDS), distinct],
+        metadata={"description": "Only these keys of the organisation (not with api_key_id)."},
+    )
+    limit = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": "Groups per page (with group_by); 100 when left out."},
+    )
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
+        metadata={"description": "The next_cursor of the previous page of the same question."},
+    )
 
     def __init__(self, *, max_range_days: int = 366, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -62,6 +130,19 @@ class UsageAnalyticsRequest(Schema):
                 f"The range spans {days} days; at most {self.max_range_days} are allowed.",
                 "end_date",
             )
+        if data["granularity"] == "hour" and days > MAX_HOUR_DAYS:
+            raise ValidationError(
+                f"The range spans {days} days; hours are given for {MAX_HOUR_DAYS} at most.",
+                "granularity",
+            )
+
+    @validates_schema
+    def options_go_together(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["api_key_ids"] is not None and data["api_key_id"] is not None:
+            raise ValidationError("Give api_key_id or api_key_ids, not both.", "api_key_ids")
+        for name in ("limit", "cursor"):
+            if data[name] is not None and data["group_by"] is None:
+                raise ValidationError(f"{name} pages the groups: it needs group_by.", name)
 
 
 class Metrics(Schema):
@@ -74,23 +155,54 @@ class ApiKeyDescription(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
     prefix = fields.String(required=True)
-    clinic_id = fields.String(required=True)
-    clinic_name = fields.String(required=True)
+    clinic_id = fields.String(required=True, allow_none=True)
+    clinic_name = fields.String(required=True, allow_none=True)
     is_root = fields.Boolean(required=True)
     created_at = fields.String(required=True, metadata={"format": "date-time"})
     revoked_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
 
 
+def deltas_field(**kwargs: Any) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.Regexp(BUCKET_KEY)),
+        values=fields.Nested(Metrics),
+        metadata={"description": "Bucket -> figures, ascending, buckets with usage only."},
+        **kwargs,
+    )
+
+
+class QueryDescription(Schema):
+    time_zone = fields.String(required=True)
+    granularity = fields.String(required=True, validate=validate.OneOf(GRANULARITIES))
+    group_by = fields.String(required=True, allow_none=True, validate=validate.OneOf(GROUP_BY))
+    start = fields.String(required=True, metadata={"format": "date-time"})
+    end = fields.String(
+        required=True, metadata={"format": "date-time", "description": "Exclusive."}
+    )
+
+
+class ClinicDescription(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class Group(Schema):
+    api_key = fields.Nested(ApiKeyDescription)
+    clinic = fields.Nested(ClinicDescription, allow_none=True)
+    total = fields.Nested(Metrics, required=True)
+    deltas = deltas_field(required=True)
+
+
 class UsageAnalyticsResponse(Schema):
-    """The 200 body: `total` is the sum of `deltas`, one entry per day with usage."""
+    """The 200 body: `total` is the sum of `deltas`, one entry per bucket with usage; with
+    query options, `query` too, and with group_by, `groups` and `next_cursor`."""
 
     class Meta:
         unknown = RAISE
 
     api_key = fields.Nested(ApiKeyDescription, required=True, allow_none=True)
     total = fields.Nested(Metrics, required=True)
-    deltas = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(ISO_DATE)),
-        values=fields.Nested(Metrics),
-        required=True,
-    )
+    deltas = deltas_field(required=True)
+    query = fields.Nested(QueryDescription)
+    groups = fields.List(fields.Nested(Group))
+    next_cursor = fields.String(allow_none=True)

@@ -53,6 +53,13 @@ class InvalidRequest(QueryRefused):
         self.errors = errors
 
 
+class NotAcceptable(QueryRefused):
+    code = "not_acceptable"
+    detail = (
+        "The Accept header allows neither application/json nor text/csv, the formats of the answer."
+    )
+
+
 class ApiKeyOutsideOrganisation(QueryRefused):
     code = "api_key_outside_organisation"
     detail = "The requested api_key_id belongs to a different organisation than the root key."

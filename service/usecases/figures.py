@@ -60,7 +60,7 @@ def daily_usage(
     cache = services.cache
     if cache is None or not cache.available:  # no cache, or Redis out: no time lost on it
         return _from_sql(services, scope, days)
-    if cache_pending and not _delivered_pending(services, scope.organisation_id):
+    if cache_pending and not delivered_pending(services, scope.organisation_id):
         # Some committed imports have not reached the cache yet: its figures for this
         # organisation cannot be trusted until they do.
         return _from_sql(services, scope, days)
@@ -100,7 +100,7 @@ def _from_sql(services: Services, scope: Scope, days: list[date]) -> list[DayUsa
     return found
 
 
-def _delivered_pending(services: Services, organisation_id: UUID) -> bool:
+def delivered_pending(services: Services, organisation_id: UUID) -> bool:
     """Deliver the organisation's pending invalidations (a batch at most); True when none
     is left, so that its cached figures can be trusted again."""
     try:

@@ -12,6 +12,7 @@ import pytest
 from service.adapters.redis.layout import Layout, lease_of
 from service.adapters.redis.rollup_cache import RedisRollupCache
 from service.domain.figures import DayUsage, Scope
+from service.domain.reports import Figures
 from service.usecases.ports import CacheUnavailable
 
 TODAY = date(2024, 3, 10)
@@ -200,7 +201,7 @@ def test_the_breaker_lets_a_trial_through_after_its_reset_timeout():
     assert cache.breaker.current_state == "closed"
 
 
-def test_invalidation_sends_two_commands_a_bucket_however_many_days(cache, monkeypatch):
+def test_invalidation_sends_one_script_a_bucket_however_many_days(cache, monkeypatch):
     keys = [uuid.uuid4() for _ in range(50)]
     past = days(date(2024, 1, 1), 31)  # one month, long before TODAY: month buckets only
     sent = []
@@ -220,7 +221,7 @@ def test_invalidation_sends_two_commands_a_bucket_however_many_days(cache, monke
     monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
     forgotten = cache.invalidate([(ORG, key, day) for key in keys for day in past], TODAY)
     assert forgotten == 31 + 50 * 31
-    assert sent == [1 + 2 * (1 + 50)]  # and the mark
+    assert sent == [1 + (1 + 50)]  # and the mark
 
 
 def test_a_commands_invalidation_is_delivered_only_where_servers_have_marked_redis():
@@ -275,3 +276,44 @@ def test_a_namespace_that_cannot_be_looked_up_is_an_unavailable_cache_not_an_ope
         with pytest.raises(CacheUnavailable, match="namespace"):
             cache.read(Scope(ORG), [TODAY], TODAY)
     assert cache.breaker.current_state == "closed"
+
+
+def test_running_sums_are_cached_beside_totals_and_forgotten_with_their_day(cache):
+    """C(day, quarter) values live in the day's bucket; an invalidation of the day drops
+    them with its total, and leaves the other days' alone."""
+    month = days(date(2024, 1, 1), 31)
+    points = [(month[4], 74), (month[4], 20), (month[9], 74)]
+    lease = cache.lease([(Scope(ORG), month, points)], TODAY)
+    figures = {Scope(ORG): {month[4]: usage(month[4], 500)}}
+    sums = {Scope(ORG): {(month[4], 74): Figures(400, 3, 2), (month[9], 74): Figures(9, 1, 1)}}
+    assert cache.fill(lease, figures, TODAY, sums) == 31 + 3
+    [read] = cache.read_many([Scope(ORG)], month, points, TODAY)
+    assert read.missing == [] and read.missing_points == []
+    assert read.found == {month[4]: usage(month[4], 500)}
+    assert read.found_points == {
+        (month[4], 74): Figures(400, 3, 2),
+        (month[9], 74): Figures(9, 1, 1),
+    }
+    cache.invalidate([(ORG, KEY, month[4])], today=TODAY)
+    [read] = cache.read_many([Scope(ORG)], month, points, TODAY)
+    assert read.missing == [month[4]]
+    assert read.missing_points == [(month[4], 74), (month[4], 20)]
+    assert read.found_points == {(month[9], 74): Figures(9, 1, 1)}
+
+
+def test_one_pipeline_reads_every_scope(cache, monkeypatch):
+    scopes = [Scope(ORG, uuid.uuid4()) for _ in range(20)]
+    month = days(date(2024, 1, 1), 31)
+    executions = []
+    real_pipeline = cache.client.pipeline
+
+    def counting_pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+        pipe.execute = lambda *a, **k: executions.append(1) or real_execute(*a, **k)
+        return pipe
+
+    monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
+    reads = cache.read_many(scopes, month, [(month[0], 10)], TODAY)
+    assert executions == [1]
+    assert all(read.missing == month and read.missing_points == [(month[0], 10)] for read in reads)

@@ -3,6 +3,7 @@ lookup that authenticates a request."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import astuple
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from uuid import UUID
 
 import psycopg
 
+from service.adapters.postgres.identity import cache_identity
 from service.adapters.postgres.pool import Database
 from service.domain.keys import ApiKeyInfo, NewApiKey
 from service.usecases.ports import Credentials
@@ -23,11 +25,20 @@ CREDENTIALS = """
     WHERE p.id = %s
 """
 
-API_KEY = """
-    SELECT k.id, k.organisation_id, k.name, k.prefix, k.clinic_id, c.name,
-           k.is_root, k.created_at, k.revoked_at
+KEY_COLUMNS = """
+    k.id, k.organisation_id, k.name, k.prefix, k.clinic_id, c.name,
+    k.is_root, k.created_at, k.revoked_at
+"""
+API_KEY = f"""
+    SELECT {KEY_COLUMNS}
     FROM api_keys k LEFT JOIN clinics c ON c.id = k.clinic_id
     WHERE k.id = %s
+"""
+ORGANISATION_KEYS = f"""
+    SELECT {KEY_COLUMNS}
+    FROM api_keys k LEFT JOIN clinics c ON c.id = k.clinic_id
+    WHERE k.organisation_id = %s
+    ORDER BY k.id
 """
 
 
@@ -43,12 +54,17 @@ def _api_key(conn: psycopg.Connection, api_key_id: UUID) -> ApiKeyInfo | None:
     return None if row is None else ApiKeyInfo(*row)
 
 
+def _organisation_keys(conn: psycopg.Connection, organisation_id: UUID) -> list[ApiKeyInfo]:
+    return [ApiKeyInfo(*row) for row in conn.execute(ORGANISATION_KEYS, (organisation_id,))]
+
+
 class PostgresDirectory:
     """The Directory port (service/usecases/ports.py). Reads of the request path go through
     `Database.read` (retried once, behind the breaker); writes are single statements."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._secret: bytes | None = None
 
     def _value(self, statement: str, params: tuple) -> Any:
         """The first column of the first row, or None when there is no row."""
@@ -67,6 +83,17 @@ class PostgresDirectory:
 
     def api_key(self, api_key_id: UUID) -> ApiKeyInfo | None:
         return self.db.read(_api_key, api_key_id)
+
+    def organisation_keys(self, organisation_id: UUID) -> list[ApiKeyInfo]:
+        """Every key of the organisation, revoked ones included, ordered by id."""
+        return self.db.read(_organisation_keys, organisation_id)
+
+    def service_secret(self) -> bytes:
+        """A secret of this database, the same for every process that serves it (signs the
+        cursors of pages)."""
+        if self._secret is None:
+            self._secret = hashlib.sha256(b"scrubs:" + cache_identity(self.db).encode()).digest()
+        return self._secret
 
     def organisation_ids(self, only: UUID | None = None) -> list[UUID]:
         with self.db.connection() as conn:

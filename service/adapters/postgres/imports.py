@@ -1,5 +1,6 @@
 """SQL of imports and the outbox: events staged with COPY and committed set-based with
-their daily rollups and their cache invalidations, in one transaction a batch."""
+their daily and quarter-hour rollups and their cache invalidations, in one transaction a
+batch."""
 
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ UNKNOWN_KEYS = """
 """
 
 # Insert the staged events not seen before (the first line wins within a batch), add them
-# to the daily rollups in (key, day) order so that concurrent imports never deadlock, and
-# record the changed (key, day) pairs in the cache outbox.
+# to the daily and quarter-hour rollups, each in key order so that concurrent imports never
+# deadlock, and record the changed (key, day) pairs in the cache outbox.
 COMMIT_STAGED = """
     WITH fresh AS (
         INSERT INTO usage_events
@@ -74,6 +75,37 @@ COMMIT_STAGED = """
             usage = d.usage + excluded.usage,
             stt_duration = d.stt_duration + excluded.stt_duration
         RETURNING d.organisation_id, d.api_key_id, d.day
+    ), quartered AS (
+        SELECT f.api_key_id, k.organisation_id, (f.occurred_at AT TIME ZONE 'UTC')::date AS day,
+               (extract(hour FROM f.occurred_at AT TIME ZONE 'UTC') * 4
+                + extract(minute FROM f.occurred_at AT TIME ZONE 'UTC')::int / 15)::smallint
+                   AS quarter,
+               f.tokens, f.usage, f.stt_duration
+        FROM fresh f
+        JOIN api_keys k ON k.id = f.api_key_id
+    ), key_quarters AS (
+        INSERT INTO usage_quarter AS q
+            (api_key_id, day, quarter, organisation_id, tokens, usage, stt_duration)
+        SELECT api_key_id, day, quarter, organisation_id,
+               sum(tokens), sum(usage), sum(stt_duration)
+        FROM quartered
+        GROUP BY 1, 2, 3, 4
+        ORDER BY 1, 2, 3
+        ON CONFLICT (api_key_id, day, quarter) DO UPDATE SET
+            tokens = q.tokens + excluded.tokens,
+            usage = q.usage + excluded.usage,
+            stt_duration = q.stt_duration + excluded.stt_duration
+    ), organisation_quarters AS (
+        INSERT INTO usage_quarter_org AS o
+            (organisation_id, day, quarter, tokens, usage, stt_duration)
+        SELECT organisation_id, day, quarter, sum(tokens), sum(usage), sum(stt_duration)
+        FROM quartered
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2, 3
+        ON CONFLICT (organisation_id, day, quarter) DO UPDATE SET
+            tokens = o.tokens + excluded.tokens,
+            usage = o.usage + excluded.usage,
+            stt_duration = o.stt_duration + excluded.stt_duration
     ), marked AS (
         INSERT INTO cache_outbox (organisation_id, api_key_ids, days)
         SELECT organisation_id, array_agg(api_key_id), array_agg(day)

@@ -10,6 +10,23 @@ import psycopg
 
 from service.adapters.postgres.pool import Database
 from service.domain.figures import DayUsage
+from service.domain.reports import Figures, Point
+
+# C(day, quarter) of each asked point: the figures of the day before that quarter-hour.
+ORGANISATION_POINTS = """
+    SELECT p.day, p.quarter, sum(u.tokens), sum(u.usage), sum(u.stt_duration)
+    FROM unnest(%s::date[], %s::smallint[]) AS p (day, quarter)
+    JOIN usage_quarter_org u
+      ON u.organisation_id = %s AND u.day = p.day AND u.quarter < p.quarter
+    GROUP BY p.day, p.quarter
+"""
+KEY_POINTS = """
+    SELECT u.api_key_id, p.day, p.quarter, sum(u.tokens), sum(u.usage), sum(u.stt_duration)
+    FROM unnest(%s::date[], %s::smallint[]) AS p (day, quarter)
+    JOIN usage_quarter u
+      ON u.api_key_id = ANY(%s) AND u.day = p.day AND u.quarter < p.quarter
+    GROUP BY u.api_key_id, p.day, p.quarter
+"""
 
 
 def _days_condition(days: list[date]) -> tuple[str, tuple]:
@@ -51,6 +68,44 @@ def _key_days(conn: psycopg.Connection, api_key_id: UUID, days: list[date]) -> l
     return [DayUsage(*row) for row in rows]
 
 
+def _keys_days(
+    conn: psycopg.Connection, api_key_ids: list[UUID], days: list[date]
+) -> dict[UUID, list[DayUsage]]:
+    condition, params = _days_condition(days)
+    rows = conn.execute(
+        f"""
+        SELECT api_key_id, day, tokens, usage, stt_duration
+        FROM usage_daily
+        WHERE api_key_id = ANY(%s) AND {condition}
+        ORDER BY api_key_id, day
+        """,
+        (api_key_ids, *params),
+    ).fetchall()
+    found: dict[UUID, list[DayUsage]] = {key: [] for key in api_key_ids}
+    for key, *figures in rows:
+        found[key].append(DayUsage(*figures))
+    return found
+
+
+def _organisation_points(
+    conn: psycopg.Connection, organisation_id: UUID, points: list[Point]
+) -> dict[Point, Figures]:
+    days, quarters = [day for day, _ in points], [quarter for _, quarter in points]
+    rows = conn.execute(ORGANISATION_POINTS, (days, quarters, organisation_id)).fetchall()
+    return {(day, quarter): Figures(*figures) for day, quarter, *figures in rows}
+
+
+def _keys_points(
+    conn: psycopg.Connection, api_key_ids: list[UUID], points: list[Point]
+) -> dict[UUID, dict[Point, Figures]]:
+    days, quarters = [day for day, _ in points], [quarter for _, quarter in points]
+    rows = conn.execute(KEY_POINTS, (days, quarters, api_key_ids)).fetchall()
+    found: dict[UUID, dict[Point, Figures]] = {key: {} for key in api_key_ids}
+    for key, day, quarter, *figures in rows:
+        found[key][(day, quarter)] = Figures(*figures)
+    return found
+
+
 class PostgresRollups:
     """The Rollups port (service/usecases/ports.py). Sums are computed as numeric in SQL,
     so no total can overflow."""
@@ -70,6 +125,29 @@ class PostgresRollups:
         if not days:
             return []
         return self.db.read(_key_days, api_key_id, days)
+
+    def keys_days(self, api_key_ids: list[UUID], days: list[date]) -> dict[UUID, list[DayUsage]]:
+        """Each key's rollups for the given (ascending, distinct) days, in one query."""
+        if not days or not api_key_ids:
+            return {key: [] for key in api_key_ids}
+        return self.db.read(_keys_days, api_key_ids, days)
+
+    def organisation_points(
+        self, organisation_id: UUID, points: list[Point]
+    ) -> dict[Point, Figures]:
+        """C(day, quarter) of the organisation at each point (points without usage left
+        out), from the quarter-hour rollups, in one query."""
+        if not points:
+            return {}
+        return self.db.read(_organisation_points, organisation_id, points)
+
+    def keys_points(
+        self, api_key_ids: list[UUID], points: list[Point]
+    ) -> dict[UUID, dict[Point, Figures]]:
+        """The same for each key."""
+        if not points or not api_key_ids:
+            return {key: {} for key in api_key_ids}
+        return self.db.read(_keys_points, api_key_ids, points)
 
     def organisations_days(
         self, organisation_ids: list[UUID], start: date, end: date

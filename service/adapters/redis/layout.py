@@ -4,7 +4,10 @@ Keys start with a namespace (the database's identity, so that two databases neve
 figures through one Redis) and carry the organisation as their hash tag, so that one
 organisation's keys share a Redis Cluster slot and one pipeline reaches them all:
 
-    ua1:NS:{ORG}:org:m:2024-01          hash, a field per day (b"15" -> b"tokens usage stt")
+    ua1:NS:{ORG}:org:m:2024-01          hash, a field per day (b"15" -> b"tokens usage stt"),
+                                        and running sums within days (b"15.74": the day's
+                                        figures before 18:30 UTC; b"15.p" marks that day 15
+                                        has some)
     ua1:NS:{ORG}:key:KEY:m:2024-01      the same for one key of the organisation
     ua1:NS:{ORG}:org:d:2024-11-24       the current UTC day, in a hash of its own
     <bucket>:lease                      a fill in progress for that bucket (random token)
@@ -23,6 +26,7 @@ from datetime import date
 from uuid import UUID
 
 from service.domain.figures import DayUsage, Scope
+from service.domain.reports import Figures, Point
 
 LAYOUT_VERSION = "ua1"
 EMPTY = b"0 0 0"
@@ -57,6 +61,16 @@ class Layout:
             return f"{base}:d:{day.isoformat()}"
         return f"{base}:m:{day.year:04d}-{day.month:02d}"
 
+    def point_buckets(
+        self, scope: Scope, points: Iterable[Point], today: date
+    ) -> dict[str, list[Point]]:
+        """The buckets the cacheable running sums live in: each in its day's bucket."""
+        found: dict[str, list[Point]] = {}
+        for point in points:
+            if point[0] <= today:
+                found.setdefault(self.bucket(scope, point[0], today), []).append(point)
+        return found
+
     def buckets(self, scope: Scope, days: Iterable[date], today: date) -> dict[str, list[date]]:
         """The buckets the cacheable days live in (days after `today` are not cacheable).
         Called for every request: names are built once per bucket, not once per day."""
@@ -84,5 +98,15 @@ def field_of(day: date) -> bytes:
     return b"%02d" % day.day
 
 
-def encode(day: DayUsage) -> bytes:
+def field_of_point(point: Point) -> bytes:
+    """C(day, quarter), the day's figures before that quarter-hour: b"15.74"."""
+    return b"%02d.%02d" % (point[0].day, point[1])
+
+
+def points_mark_of(day: date) -> bytes:
+    """Set with the running sums of a day, so that forgetting the day knows to drop them."""
+    return b"%02d.p" % day.day
+
+
+def encode(day: DayUsage | Figures) -> bytes:
     return b"%d %d %d" % (day.tokens, day.usage, day.stt_duration)

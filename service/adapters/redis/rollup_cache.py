@@ -26,13 +26,37 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from service.adapters.redis.layout import EMPTY, Layout, encode, field_of, lease_of
+from service.adapters.redis.layout import (
+    EMPTY,
+    Layout,
+    encode,
+    field_of,
+    field_of_point,
+    lease_of,
+    points_mark_of,
+)
 from service.domain.figures import DayUsage, Scope
+from service.domain.reports import Figures, Point
 from service.observability import metrics
 from service.usecases.ports import CacheRead, CacheUnavailable
 
 T = TypeVar("T")
 SCAN_BATCH = 1000
+
+# Forget days of a bucket: its lease first (a fill that checks it afterwards writes nothing),
+# then each day's total, and its running sums when the day's mark says it has some.
+FORGET_SCRIPT = """
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[1], unpack(ARGV))
+for _, day in ipairs(ARGV) do
+  if redis.call('HEXISTS', KEYS[1], day .. '.p') == 1 then
+    local names = {day .. '.p'}
+    for quarter = 1, 95 do names[quarter + 1] = string.format('%s.%02d', day, quarter) end
+    redis.call('HDEL', KEYS[1], unpack(names))
+  end
+end
+return 1
+"""
 
 FILL_SCRIPT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -48,7 +72,7 @@ class Lease:
     """The buckets a fill may write (their leases were free), and the token proving it."""
 
     token: bytes
-    buckets: dict[str, tuple[Scope, list[date]]] = field(default_factory=dict)
+    buckets: dict[str, tuple[Scope, list[date], list[Point]]] = field(default_factory=dict)
 
 
 def redis_client(url: str, timeout_ms: int = 200) -> redis.Redis:
@@ -107,6 +131,7 @@ class RedisRollupCache:
             name="redis",
         )
         self._fill = client.register_script(FILL_SCRIPT)
+        self._forget = client.register_script(FORGET_SCRIPT)
 
     @property
     def layout(self) -> Layout:
@@ -200,13 +225,61 @@ class RedisRollupCache:
         }
         return CacheRead(found, missing)
 
-    def lease(self, wanted: Iterable[tuple[Scope, list[date]]], today: date) -> Lease:
-        """Take the free leases of the buckets these days live in, in one round trip."""
+    def read_many(
+        self, scopes: list[Scope], days: list[date], points: list[Point], today: date
+    ) -> list[CacheRead]:
+        """The days' totals and the running sums at `points` of several scopes, in one
+        pipelined round trip (an HMGET a bucket and scope)."""
+        wanted: list[tuple[str, list[date], list[Point]]] = []
+        for scope in scopes:
+            per_bucket = {
+                bucket: (found, [])
+                for bucket, found in self.layout.buckets(scope, days, today).items()
+            }
+            for bucket, found in self.layout.point_buckets(scope, points, today).items():
+                per_bucket.setdefault(bucket, ([], []))[1].extend(found)
+            wanted.append(per_bucket)
+
+        def fetch() -> list[list[bytes | None]]:
+            pipe = self.client.pipeline(transaction=False)
+            for per_bucket in wanted:
+                for bucket, (bucket_days, bucket_points) in per_bucket.items():
+                    names = [field_of(day) for day in bucket_days]
+                    names += [field_of_point(point) for point in bucket_points]
+                    pipe.hmget(bucket, names)
+            return pipe.execute()
+
+        answers = iter(self._guarded(fetch) if any(wanted) else [])
+        reads = []
+        for per_bucket in wanted:
+            read = CacheRead({}, [], {}, [])
+            for bucket_days, bucket_points in per_bucket.values():
+                values = next(answers)
+                for day, value in zip(bucket_days, values, strict=False):
+                    if value is None:
+                        read.missing.append(day)
+                    elif value != EMPTY:
+                        read.found[day] = DayUsage(day, *map(int, value.split()))
+                for point, value in zip(bucket_points, values[len(bucket_days) :], strict=True):
+                    if value is None:
+                        read.missing_points.append(point)
+                    elif value != EMPTY:
+                        read.found_points[point] = Figures(*map(int, value.split()))
+            reads.append(read)
+        return reads
+
+    def lease(self, wanted: Iterable[tuple], today: date) -> Lease:
+        """Take the free leases of the buckets these (scope, days[, points]) live in, in one
+        round trip."""
         lease = Lease(token=secrets.token_hex(16).encode())
-        buckets: dict[str, tuple[Scope, list[date]]] = {}
-        for scope, days in wanted:
+        buckets: dict[str, tuple[Scope, list[date], list[Point]]] = {}
+        for scope, days, *more in wanted:
             for bucket, bucket_days in self.layout.buckets(scope, days, today).items():
-                buckets[bucket] = (scope, bucket_days)
+                buckets[bucket] = (scope, bucket_days, [])
+            for bucket, found in self.layout.point_buckets(
+                scope, more[0] if more else [], today
+            ).items():
+                buckets.setdefault(bucket, (scope, [], []))[2].extend(found)
         if not buckets:
             return lease
 
@@ -221,22 +294,37 @@ class RedisRollupCache:
                 lease.buckets[bucket] = entry
         return lease
 
-    def fill(self, lease: Lease, figures: dict[Scope, dict[date, DayUsage]], today: date) -> int:
+    def fill(
+        self,
+        lease: Lease,
+        figures: dict[Scope, dict[date, DayUsage]],
+        today: date,
+        points: dict[Scope, dict[Point, Figures]] | None = None,
+    ) -> int:
         """Write the leased buckets whose lease is still ours, from `figures[scope][day]`
-        (a day missing there had no usage), in one round trip. Returns the days written."""
+        and `points[scope][point]` (a day or point missing there had no usage), in one round
+        trip. Returns the days and points written."""
         if not lease.buckets:
             return 0
         buckets = list(lease.buckets.items())
+        points = points or {}
 
         def write() -> list[int]:
             pipe = self.client.pipeline(transaction=False)
-            for bucket, (scope, days) in buckets:
+            for bucket, (scope, days, bucket_points) in buckets:
                 known = figures.get(scope, {})
                 pairs: list[bytes] = []
                 for day in days:
                     usage = known.get(day)
                     pairs += (field_of(day), EMPTY if usage is None else encode(usage))
-                ttl = self.today_ttl_ms if days[0] >= today else self.ttl_ms
+                known_points = points.get(scope, {})
+                for point in bucket_points:
+                    usage = known_points.get(point)
+                    pairs += (field_of_point(point), EMPTY if usage is None else encode(usage))
+                for day in {day for day, _ in bucket_points}:
+                    pairs += (points_mark_of(day), b"1")
+                first_day = days[0] if days else bucket_points[0][0]
+                ttl = self.today_ttl_ms if first_day >= today else self.ttl_ms
                 ttl += random.randrange(ttl // 10 + 1)
                 keys = [bucket, lease_of(bucket)]
                 self._fill(keys=keys, args=[lease.token, ttl, *pairs], client=pipe)
@@ -245,7 +333,11 @@ class RedisRollupCache:
             return pipe.execute()
 
         written = self._guarded(write)[: len(buckets)]  # the mark's answer, if any, comes last
-        return sum(len(days) for (_, (_, days)), ok in zip(buckets, written, strict=True) if ok)
+        return sum(
+            len(days) + len(bucket_points)
+            for (_, (_, days, bucket_points)), ok in zip(buckets, written, strict=True)
+            if ok
+        )
 
     def invalidate(
         self, touched: Iterable[tuple[UUID, UUID, date]], today: date | None = None
@@ -254,8 +346,9 @@ class RedisRollupCache:
         rollups and in the key's, in whichever bucket they may sit: a day sits in its month's
         bucket, and in a day bucket of its own while it is (or was lately) the current day.
         Each bucket's lease goes before its fields: a fill that checks its lease in between
-        writes nothing, one before is overwritten. One round trip, two commands a bucket;
-        returns how many (scope, day) pairs were forgotten. Outside a server, an invalidation
+        writes nothing, one before is overwritten. One round trip, one script a bucket;
+        returns how many (scope, day) pairs were forgotten (their running sums go with
+        them). Outside a server, an invalidation
         counts as delivered only where servers have marked this Redis as theirs
         (CacheUnavailable otherwise)."""
         today = today or datetime.now(UTC).date()
@@ -281,8 +374,7 @@ class RedisRollupCache:
         else:
             pipe.exists(mark)
         for bucket, names in fields.items():
-            pipe.delete(lease_of(bucket))
-            pipe.hdel(bucket, *names)
+            self._forget(keys=[bucket, lease_of(bucket)], args=sorted(names), client=pipe)
         marked = self._guarded(pipe.execute)[0]
         if not marked:
             raise CacheUnavailable("no server of this database reads this Redis")

@@ -16,6 +16,7 @@ DOCUMENTED: dict[type[errors.QueryRefused], tuple[int, str]] = {
     errors.InvalidProvider: (400, "Provider ID is invalid."),
     errors.RootKeyRequired: (403, "Root API key is required."),
     errors.InvalidRequest: (400, "Request body is invalid."),
+    errors.NotAcceptable: (406, "Response format is not available."),
     errors.ApiKeyOutsideOrganisation: (403, "Target API key is outside the organisation."),
     errors.ApiKeyNotFound: (404, "Target API key or clinic was not found."),
 }

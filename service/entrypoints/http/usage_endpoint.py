@@ -1,21 +1,27 @@
-"""POST /api/v1/usage-analytics: authenticate, read the body, call the use case, write JSON."""
+"""POST /api/v1/usage-analytics: authenticate, read the body, call the use case, write the
+answer (JSON, or CSV when the Accept header asks for it)."""
 
 from __future__ import annotations
 
 from functools import cache
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Request, Response, request
 
-from schemas.usage_analytics import UsageAnalyticsRequest
+from schemas.usage_analytics import OPTIONS, UsageAnalyticsRequest
+from service.domain.errors import NotAcceptable
 from service.domain.figures import UsageQuery
-from service.entrypoints.http.body import load_with, read_json_object
+from service.domain.reports import ReportQuery
+from service.entrypoints.http.body import invalid_fields, load_with, read_json_object
 from service.entrypoints.http.conventions import current_services, json_response, note_organisation
+from service.entrypoints.http.csv_answer import csv_response
+from service.usecases import reports
 from service.usecases.auth import authenticate, require_root
 from service.usecases.figures import usage_for_range
 
 API_KEY_HEADER = "X-Scrubs-Clinic-Api-Key"
 PROVIDER_HEADER = "X-Scrubs-Clinic-Provider"
 PATH = "/api/v1/usage-analytics"
+JSON, CSV = "application/json", "text/csv"
 
 blueprint = Blueprint("usage_analytics", __name__)
 
@@ -23,6 +29,14 @@ blueprint = Blueprint("usage_analytics", __name__)
 @cache
 def request_schema(max_range_days: int) -> UsageAnalyticsRequest:
     return UsageAnalyticsRequest(max_range_days=max_range_days)
+
+
+def answer_format(request: Request) -> str | None:
+    """JSON or CSV, as the Accept header prefers (q-values honoured, JSON on a tie, `*/*` or
+    no header at all); None when it allows neither."""
+    if not request.headers.get("Accept", "").strip():
+        return JSON
+    return request.accept_mimetypes.best_match([JSON, CSV])
 
 
 @blueprint.post(PATH)
@@ -35,7 +49,32 @@ def usage_analytics() -> Response:
     )
     note_organisation(principal.organisation_id)
     require_root(principal)
-    schema = request_schema(services.settings.max_range_days)
-    body = load_with(schema, read_json_object(request))
-    query = UsageQuery(body["start_date"], body["end_date"], body["api_key_id"])
-    return json_response(usage_for_range(services, principal, query).as_json())
+    raw = read_json_object(request)
+    body = load_with(request_schema(services.settings.max_range_days), raw)
+    wanted = answer_format(request)
+    if wanted == JSON and OPTIONS.isdisjoint(raw):  # the seed's question, answered as ever
+        query = UsageQuery(body["start_date"], body["end_date"], body["api_key_id"])
+        return json_response(usage_for_range(services, principal, query).as_json())
+    paged = [name for name in ("limit", "cursor") if raw.get(name) is not None]
+    if wanted == CSV and paged:
+        no_pages = ["A CSV answer holds every group: it has no pages."]
+        raise invalid_fields(dict.fromkeys(paged, no_pages))
+    prepared = reports.prepare(services, report_query(body))
+    if wanted is None:
+        raise NotAcceptable()
+    result = reports.report(services, principal, prepared, every_group=wanted == CSV)
+    return csv_response(result) if wanted == CSV else json_response(result.as_json())
+
+
+def report_query(body: dict) -> ReportQuery:
+    return ReportQuery(
+        start=body["start_date"],
+        end=body["end_date"],
+        time_zone=body["time_zone"],
+        granularity=body["granularity"],
+        group_by=body["group_by"],
+        api_key_id=body["api_key_id"],
+        api_key_ids=None if body["api_key_ids"] is None else tuple(body["api_key_ids"]),
+        limit=body["limit"] if body["limit"] is not None else reports.DEFAULT_LIMIT,
+        cursor=body["cursor"],
+    )

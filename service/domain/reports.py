@@ -1,0 +1,233 @@
+"""Reports: the figures of a question with options (a time zone, a granularity, several keys,
+groups), computed exactly from rollups at UTC quarter-hour grain.
+
+Every bucket edge is a UTC day and quarter-hour (d, q). With C(d, q) the figures of day d
+before quarter q (C(d, 0) is nothing, C(d, 96) the day's total), and G(d, q) the figures
+of every day of the range before d plus C(d, q), a bucket [a, b) holds G(b) - G(a): the
+day totals and one running sum per edge, whatever the zone, daylight saving included.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import pairwise
+from typing import Any, NamedTuple
+
+from service.domain.figures import DayUsage
+from service.domain.keys import ApiKeyInfo, describe_key
+from service.domain.moments import rfc3339
+from service.domain.time_buckets import BucketPlan
+from service.domain.time_zones import DAY, EPOCH_ORDINAL
+
+QUARTER = 900
+QUARTERS_PER_DAY = 96
+DEFAULT_LIMIT = 100
+
+
+class Figures(NamedTuple):
+    tokens: int
+    usage: int
+    stt_duration: int
+
+
+NOTHING = Figures(0, 0, 0)
+Point = tuple[date, int]  # a UTC day and a quarter-hour 1-95: C(day, quarter) is wanted
+
+
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    start: date
+    end: date
+    time_zone: str = "UTC"
+    granularity: str = "day"
+    group_by: str | None = None
+    api_key_id: str | None = None
+    api_key_ids: tuple[str, ...] | None = None
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+    def fingerprint(self) -> str:
+        """What a cursor is bound to: every field of the question but the cursor itself."""
+        fields = {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "time_zone": self.time_zone,
+            "granularity": self.granularity,
+            "group_by": self.group_by,
+            "api_key_id": self.api_key_id,
+            "api_key_ids": list(self.api_key_ids) if self.api_key_ids is not None else None,
+            "limit": self.limit,
+        }
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Cells:
+    """What a plan needs of each scope: the totals of `days`, and C at `points`."""
+
+    days: list[date]
+    points: list[Point]
+    edges: list[tuple[int, int]]  # per edge: (day ordinal, quarter 0-95)
+
+
+def cells_for(plan: BucketPlan) -> Cells:
+    edges = [divmod(second, DAY) for second in plan.edges]
+    edges = [(days + EPOCH_ORDINAL, rest // QUARTER) for days, rest in edges]
+    first, last = edges[0][0], edges[-1][0]
+    days = list(map(date.fromordinal, range(first, last)))
+    points = sorted({(date.fromordinal(day), quarter) for day, quarter in edges if quarter})
+    return Cells(days, points, edges)
+
+
+def bucket_figures(
+    cells: Cells, totals: dict[date, DayUsage], points: dict[Point, Figures]
+) -> list[Figures]:
+    """Each bucket's figures from the day totals and the running sums at the edges (missing
+    entries are days or points without usage)."""
+    prefix_tokens = prefix_usage = prefix_stt = 0  # the days before the current one
+    day = cells.edges[0][0]
+    marks: list[tuple[int, int, int]] = []
+    for edge_day, quarter in cells.edges:
+        while day < edge_day:
+            found = totals.get(date.fromordinal(day))
+            if found is not None:
+                prefix_tokens += found.tokens
+                prefix_usage += found.usage
+                prefix_stt += found.stt_duration
+            day += 1
+        running = points.get((date.fromordinal(edge_day), quarter), NOTHING) if quarter else NOTHING
+        marks.append(
+            (
+                prefix_tokens + running.tokens,
+                prefix_usage + running.usage,
+                prefix_stt + running.stt_duration,
+            )
+        )
+    return [Figures(b[0] - a[0], b[1] - a[1], b[2] - a[2]) for a, b in pairwise(marks)]
+
+
+def add(into: list[Figures], more: list[Figures]) -> list[Figures]:
+    return [Figures(a[0] + b[0], a[1] + b[1], a[2] + b[2]) for a, b in zip(into, more, strict=True)]
+
+
+def total_of(figures: list[Figures]) -> Figures:
+    return Figures(
+        sum(f.tokens for f in figures),
+        sum(f.usage for f in figures),
+        sum(f.stt_duration for f in figures),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Clinic:
+    id: str
+    name: str
+
+
+@dataclass(slots=True)
+class Group:
+    """One api key, one clinic, or the keys without a clinic (clinic None)."""
+
+    sort_key: str  # the key's or clinic's id; "~" (after every id) for no clinic
+    api_key: ApiKeyInfo | None = None
+    clinic: Clinic | None = None
+    figures: list[Figures] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Report:
+    query: ReportQuery
+    plan: BucketPlan
+    api_key: ApiKeyInfo | None
+    figures: list[Figures]  # per bucket of the plan, every selected key
+    groups: list[Group] | None = None  # this page's, with usage, in order
+    next_cursor: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The 200 body of the API with query options."""
+        body: dict[str, Any] = {
+            "api_key": None if self.api_key is None else describe_key(self.api_key),
+            **_total_and_deltas(self.plan.keys, self.figures),
+            "query": {
+                "time_zone": self.query.time_zone,
+                "granularity": self.query.granularity,
+                "group_by": self.query.group_by,
+                "start": rfc3339(self.plan.start),
+                "end": rfc3339(self.plan.end),
+            },
+        }
+        if self.groups is not None:
+            body["groups"] = [
+                {
+                    self.query.group_by: _group_owner(group),
+                    **_total_and_deltas(self.plan.keys, group.figures),
+                }
+                for group in self.groups
+            ]
+            body["next_cursor"] = self.next_cursor
+        return body
+
+
+def _group_owner(group: Group) -> dict | None:
+    if group.api_key is not None:
+        return describe_key(group.api_key)
+    if group.clinic is not None:
+        return {"id": group.clinic.id, "name": group.clinic.name}
+    return None
+
+
+def _total_and_deltas(keys: list[str], figures: list[Figures]) -> dict[str, Any]:
+    deltas = {}
+    tokens = usage = stt = 0
+    for key, found in zip(keys, figures, strict=True):
+        if found.tokens or found.usage or found.stt_duration:
+            deltas[key] = {
+                "tokens": found.tokens,
+                "usage": found.usage,
+                "stt_duration": found.stt_duration,
+            }
+            tokens += found.tokens
+            usage += found.usage
+            stt += found.stt_duration
+    return {"total": {"stt_duration": stt, "tokens": tokens, "usage": usage}, "deltas": deltas}
+
+
+# --- cursors: the next page of groups, bound to the question and signed by the service ---
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def make_cursor(secret: bytes, query: ReportQuery, after: str) -> str:
+    payload = base64.urlsafe_b64encode(
+        json.dumps({"a": after, "q": query.fingerprint()}, separators=(",", ":")).encode()
+    ).rstrip(b"=")
+    return (payload + b"." + _signature(secret, payload)).decode()
+
+
+def read_cursor(secret: bytes, query: ReportQuery, cursor: str) -> str:
+    """The id of the last group of the page the cursor follows, or BadCursor."""
+    try:
+        payload, signature = cursor.encode("ascii").split(b".")
+        if not hmac.compare_digest(signature, _signature(secret, payload)):
+            raise BadCursor("the cursor was not made by this service")
+        content = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+    except (ValueError, UnicodeError, TypeError):
+        raise BadCursor("the cursor was not made by this service") from None
+    if not isinstance(content, dict) or not isinstance(content.get("a"), str):
+        raise BadCursor("the cursor was not made by this service")
+    if content.get("q") != query.fingerprint():
+        raise BadCursor("the cursor belongs to a question with other fields")
+    return content["a"]
+
+
+def _signature(secret: bytes, payload: bytes) -> bytes:
+    digest = hmac.new(secret, b"cursor:" + payload, hashlib.sha256).digest()[:18]
+    return base64.urlsafe_b64encode(digest)

@@ -1,0 +1,252 @@
+"""Questions with options (README, "Query options"): a time zone and a granularity, several
+keys, figures per key or per clinic in pages. Exact in every zone: each bucket is read off
+the day totals and the running sums at its edges (service/domain/reports.py), from the
+rollup cache where it holds them and from SQL for the rest, which then fills the cache
+under the same leases as the daily figures (README, "The rollup cache")."""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from service.domain.errors import InvalidRequest
+from service.domain.figures import DayUsage, Scope
+from service.domain.keys import ApiKeyInfo, Principal
+from service.domain.moments import utc_today
+from service.domain.reports import (
+    DEFAULT_LIMIT,
+    BadCursor,
+    Cells,
+    Clinic,
+    Figures,
+    Group,
+    Point,
+    Report,
+    ReportQuery,
+    add,
+    bucket_figures,
+    cells_for,
+    make_cursor,
+    read_cursor,
+)
+from service.domain.time_buckets import BucketPlan, OutsideZoneRules, plan
+from service.observability import metrics
+from service.usecases.figures import delivered_pending, target_key
+from service.usecases.ports import CacheUnavailable, Services
+
+NO_CLINIC = "~"  # sorts after every clinic id: the keys without a clinic come last
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    query: ReportQuery
+    plan: BucketPlan
+    after: str | None  # the last group of the page before, from the cursor
+
+
+def prepare(services: Services, query: ReportQuery) -> Prepared:
+    """What check 5 cannot know from the body alone: that the zone's boundaries over the
+    range are exact quarter-hours, and that the cursor is this service's for this question."""
+    try:
+        buckets = plan(query.start, query.end, query.time_zone, query.granularity)
+    except OutsideZoneRules as problem:
+        raise InvalidRequest({"time_zone": [str(problem)]}, f"time_zone: {problem}") from None
+    after = None
+    if query.cursor is not None:
+        try:
+            after = read_cursor(services.directory.service_secret(), query, query.cursor)
+        except BadCursor as problem:
+            raise InvalidRequest(
+                {"cursor": [f"{problem}: send the next_cursor of the same question."]},
+                f"cursor: {problem}.",
+            ) from None
+    return Prepared(query, buckets, after)
+
+
+def report(
+    services: Services, principal: Principal, prepared: Prepared, every_group: bool = False
+) -> Report:
+    """Checks 6-7 for the keys asked for, then the figures of the selected keys: all of them
+    in `figures`, and the groups of this page (every group when `every_group`: CSV)."""
+    query = prepared.query
+    keys = _selected_keys(services, principal, query)
+    cells = cells_for(prepared.plan)
+    if keys is None:
+        scopes = [Scope(principal.organisation_id)]
+    else:
+        scopes = [Scope(principal.organisation_id, key.id) for key in keys]
+    per_scope = scope_figures(services, scopes, cells, principal.cache_pending)
+    figures = per_scope[0]
+    for more in per_scope[1:]:
+        figures = add(figures, more)
+    result = Report(query, prepared.plan, None, figures)
+    if query.api_key_id is not None:
+        result.api_key = keys[0] if keys else None
+    if query.group_by is not None:
+        assert keys is not None
+        groups = _groups(query.group_by, keys, per_scope)
+        _page(services, result, groups, prepared.after, every_group)
+    return result
+
+
+def _selected_keys(
+    services: Services, principal: Principal, query: ReportQuery
+) -> list[ApiKeyInfo] | None:
+    """The keys asked for (checked in the order given), every key of the organisation for
+    groups, or None: the organisation as a whole."""
+    if query.api_key_id is not None:
+        return [target_key(services, principal, query.api_key_id)]
+    if query.api_key_ids is not None:
+        return [target_key(services, principal, key_id) for key_id in query.api_key_ids]
+    if query.group_by is not None:
+        return services.directory.organisation_keys(principal.organisation_id)
+    return None
+
+
+def _groups(group_by: str, keys: list[ApiKeyInfo], per_scope: list[list[Figures]]) -> list[Group]:
+    """The groups with any usage, in their order: by key id, or by clinic id and then the
+    keys without a clinic."""
+    groups: dict[str, Group] = {}
+    for key, figures in zip(keys, per_scope, strict=True):
+        if group_by == "api_key":
+            groups[str(key.id)] = Group(str(key.id), api_key=key, figures=figures)
+            continue
+        sort_key = NO_CLINIC if key.clinic_id is None else str(key.clinic_id)
+        group = groups.get(sort_key)
+        if group is None:
+            clinic = None
+            if key.clinic_id is not None:
+                clinic = Clinic(str(key.clinic_id), key.clinic_name or "")
+            groups[sort_key] = Group(sort_key, clinic=clinic, figures=figures)
+        else:
+            group.figures = add(group.figures, figures)
+    return [
+        groups[sort_key]
+        for sort_key in sorted(groups)
+        if any(
+            found.tokens or found.usage or found.stt_duration for found in groups[sort_key].figures
+        )
+    ]
+
+
+def _page(
+    services: Services,
+    result: Report,
+    groups: list[Group],
+    after: str | None,
+    every_group: bool,
+) -> None:
+    if every_group:
+        result.groups = groups
+        return
+    if after is not None:
+        groups = [group for group in groups if group.sort_key > after]
+    limit = result.query.limit or DEFAULT_LIMIT
+    result.groups = groups[:limit]
+    if len(groups) > limit:
+        secret = services.directory.service_secret()
+        result.next_cursor = make_cursor(secret, result.query, groups[limit - 1].sort_key)
+
+
+# --- figures of several scopes at once: cache-aside, one round trip and one query a kind ---
+
+
+def scope_figures(
+    services: Services,
+    scopes: list[Scope],
+    cells: Cells,
+    cache_pending: bool = False,
+    today: date | None = None,
+) -> list[list[Figures]]:
+    """Each scope's figures per bucket of the cells' plan."""
+    today = today or utc_today()
+    totals: list[dict[date, DayUsage]] = [{} for _ in scopes]
+    points: list[dict[Point, Figures]] = [{} for _ in scopes]
+    missing_days = [list(cells.days) for _ in scopes]
+    missing_points = [list(cells.points) for _ in scopes]
+    cache = services.cache
+    lease = None
+    usable = cache is not None and cache.available
+    if usable and cache_pending:
+        usable = delivered_pending(services, scopes[0].organisation_id)
+    if usable:
+        assert cache is not None
+        try:
+            reads = cache.read_many(scopes, cells.days, cells.points, today)
+        except CacheUnavailable:
+            reads = None
+        if reads is not None:
+            later_days = [day for day in cells.days if day > today]
+            later_points = [point for point in cells.points if point[0] > today]
+            for n, read in enumerate(reads):
+                totals[n], points[n] = read.found, read.found_points
+                missing_days[n] = read.missing + later_days
+                missing_points[n] = read.missing_points + later_points
+            cached = sum(len(cells.days) - len(read.missing) for read in reads)
+            metrics.CACHE_DAYS.labels("hit").inc(cached)
+            metrics.CACHE_DAYS.labels("miss").inc(sum(len(read.missing) for read in reads))
+            wanted = [
+                (scope, read.missing, read.missing_points)
+                for scope, read in zip(scopes, reads, strict=True)
+                if read.missing or read.missing_points
+            ]
+            if wanted:
+                with suppress(CacheUnavailable):
+                    lease = cache.lease(wanted, today)
+    fetched_days, fetched_points = _from_sql(services, scopes, missing_days, missing_points)
+    for n in range(len(scopes)):
+        totals[n] = totals[n] | fetched_days[n]
+        points[n] = points[n] | fetched_points[n]
+    if lease is not None:
+        assert cache is not None
+        with suppress(CacheUnavailable):  # the figures are served all the same
+            written = cache.fill(
+                lease,
+                {scope: fetched_days[n] for n, scope in enumerate(scopes)},
+                today,
+                {scope: fetched_points[n] for n, scope in enumerate(scopes)},
+            )
+            metrics.CACHE_FILLED_DAYS.inc(written)
+    return [bucket_figures(cells, totals[n], points[n]) for n in range(len(scopes))]
+
+
+def _from_sql(
+    services: Services,
+    scopes: list[Scope],
+    missing_days: list[list[date]],
+    missing_points: list[list[Point]],
+) -> tuple[list[dict[date, DayUsage]], list[dict[Point, Figures]]]:
+    """The missing totals and running sums of every scope: one query for the organisation,
+    or one for all the keys (and one more for running sums, when any is missing)."""
+    started = time.perf_counter()
+    rollups = services.rollups
+    days: list[dict[date, DayUsage]] = [{} for _ in scopes]
+    points: list[dict[Point, Figures]] = [{} for _ in scopes]
+    if len(scopes) == 1 and scopes[0].api_key_id is None:
+        organisation = scopes[0].organisation_id
+        if missing_days[0]:
+            found = rollups.organisation_days(organisation, sorted(missing_days[0]))
+            days[0] = {row.day: row for row in found}
+        if missing_points[0]:
+            points[0] = rollups.organisation_points(organisation, sorted(missing_points[0]))
+        kind = "organisation"
+    else:
+        key_ids: list[UUID] = [scope.api_key_id for scope in scopes]  # type: ignore[misc]
+        day_union = sorted({day for wanted in missing_days for day in wanted})
+        point_union = sorted({point for wanted in missing_points for point in wanted})
+        needing_days = [key for key, wanted in zip(key_ids, missing_days, strict=True) if wanted]
+        needing_points = [
+            key for key, wanted in zip(key_ids, missing_points, strict=True) if wanted
+        ]
+        by_key_days = rollups.keys_days(needing_days, day_union) if needing_days else {}
+        by_key_points = rollups.keys_points(needing_points, point_union) if needing_points else {}
+        for n, key in enumerate(key_ids):
+            days[n] = {row.day: row for row in by_key_days.get(key, [])}
+            points[n] = by_key_points.get(key, {})
+        kind = "key"
+    if any(missing_days) or any(missing_points):
+        metrics.SQL_FIGURES_SECONDS.labels(kind).observe(time.perf_counter() - started)
+    return days, points
