@@ -217,4 +217,5 @@ def _hours(zone_name: str, day_starts: list[int], day_offsets: list[int]) -> Buc
     edges.append(finish)
     return BucketPlan(keys, edges)
 
+
 NotOnQuarterHours = OutsideZoneRules  # the name the tests used first

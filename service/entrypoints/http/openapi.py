@@ -28,16 +28,25 @@ from service.entrypoints.http.problems import (
 from service.entrypoints.http.usage_endpoint import API_KEY_HEADER, PATH, PROVIDER_HEADER
 
 DESCRIPTION = """\
-Per-day usage of an organisation's API keys: billable requests (`usage`), LLM tokens
-(`tokens`) and seconds of speech-to-text audio (`stt_duration`), for an inclusive range of
-UTC days. Needs a root API key. Figures are exact and include every usage event whose
-import returned before the request.
+Usage of an organisation's API keys: billable requests (`usage`), LLM tokens (`tokens`) and
+seconds of speech-to-text audio (`stt_duration`), for an inclusive range of days. Needs a
+root API key. Figures are exact and include every usage event whose import returned before
+the request. Without query options the days are UTC days; `time_zone`, `granularity`,
+`api_key_ids` and `group_by` (with `limit` and `cursor` for its pages) ask for local hours,
+days, weeks or months, several keys, or figures per key or clinic. `Accept: text/csv`
+answers CSV.
 
 Checks run in this order and the first that fails answers, as RFC 9457 problem details:
 1. a header missing or blank (401), 2. unknown provider (400), 3. unknown, revoked or
-foreign key (401), 4. not a root key (403), 5. invalid body (400), 6. target key of another
-organisation (403), 7. target key unknown or without a clinic (404).
+foreign key (401), 4. not a root key (403), 5. invalid body (400), 5b. an Accept header
+that allows neither JSON nor CSV (406), 6. a target key of another organisation (403),
+7. a target key unknown or without a clinic (404).
 """
+
+CSV_EXAMPLE = (
+    "bucket,clinic_id,clinic_name,tokens,usage,stt_duration\r\n"
+    "2024-03-09,6f1c0d2e-4b5a-4978-8796-a5b4c3d2e1f0,Northside,1000000,25,70\r\n"
+)
 
 RESPONSE_EXAMPLE = {
     "api_key": None,
@@ -76,6 +85,23 @@ def json_response(description: str, schema: str | dict, example: Any = None) -> 
         "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
         "content": {"application/json": content},
     }
+
+
+def figures_response() -> dict[str, Any]:
+    answer = json_response(
+        "Figures per bucket with usage, and their total (with group_by, per group too).",
+        "UsageAnalyticsResponse",
+        RESPONSE_EXAMPLE,
+    )
+    answer["content"]["text/csv"] = {
+        "schema": {"type": "string"},
+        "example": CSV_EXAMPLE,
+    }
+    answer["headers"]["Content-Disposition"] = {
+        "description": 'CSV only: attachment; filename="usage-START-END.csv".',
+        "schema": {"type": "string"},
+    }
+    return answer
 
 
 def _calendar_date(converter: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
@@ -133,7 +159,7 @@ def openapi_document(max_range_days: int = 366) -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "usageAnalytics",
-                "summary": "Usage of the organisation's API keys per UTC day",
+                "summary": "Usage of the organisation's API keys per day, or per local bucket",
                 "description": (
                     f"The range is inclusive and spans at most {max_range_days} days. "
                     "Without `api_key_id` the figures cover every key of the organisation, "
@@ -150,7 +176,7 @@ def openapi_document(max_range_days: int = 366) -> dict[str, Any]:
                             "Echoed back when it is 1-128 printable ASCII characters; "
                             "otherwise the response carries a new one."
                         ),
-                    }
+                    },
                 ],
                 "requestBody": {
                     "required": True,
@@ -162,11 +188,7 @@ def openapi_document(max_range_days: int = 366) -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": json_response(
-                        "Figures per day with usage, and their total.",
-                        "UsageAnalyticsResponse",
-                        RESPONSE_EXAMPLE,
-                    ),
+                    "200": figures_response(),
                     "400": problem_response(
                         "The provider id maps to no organisation, or the body is invalid.",
                         errors.InvalidProvider(),
@@ -189,6 +211,10 @@ def openapi_document(max_range_days: int = 366) -> dict[str, Any]:
                     ),
                     "405": problem_response(
                         "Only POST is allowed here.", method_not_allowed(["POST"])
+                    ),
+                    "406": problem_response(
+                        "The Accept header allows neither application/json nor text/csv.",
+                        errors.NotAcceptable(),
                     ),
                     "500": problem_response("An unexpected failure.", INTERNAL_ERROR),
                 },
