@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from config.settings import Settings
-from service.observability import metrics_directories
 from tests.support.servers import Gunicorn
 
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def instance_metrics_directory(env: dict) -> Path:
-    """Where the gunicorn started with `env` keeps its metric samples."""
-    settings = Settings.from_env(env)
-    found = metrics_directories.live_instance_directory(
-        Path(settings.metrics_base_directory), settings.database_name
-    )
-    assert found is not None, "the server made a metrics directory of its own"
-    return found
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +24,6 @@ def server(settings, tmp_path_factory):
         "env": gunicorn.env,
         "process": gunicorn.process,
         "log": gunicorn.log,
-        "metrics_dir": instance_metrics_directory(gunicorn.env),
+        "metrics_dir": gunicorn.metrics_dir,
     }
     gunicorn.stop()

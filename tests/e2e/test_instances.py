@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import instance_metrics_directory
 from tests.support.http import http_request
 from tests.support.servers import Gunicorn
 
@@ -56,7 +55,7 @@ def test_stopping_a_second_instance_of_the_database_leaves_the_first_whole(insta
     os.kill(min(old), signal.SIGKILL)
     wait_for(lambda: len(first.worker_pids() - old) == 1 and len(first.worker_pids()) == 2)
     [new] = first.worker_pids() - old
-    wait_for(lambda: any(True for _ in instance_metrics_directory(first.env).glob(f"*_{new}.db")))
+    wait_for(lambda: any(True for _ in first.metrics_dir.glob(f"*_{new}.db")))
     time.sleep(0.5)  # its boot ends (a SIGTERM before that would wait out graceful_timeout)
     assert first.process.poll() is None, "the master is still up"
     for _ in range(20):  # both workers answer

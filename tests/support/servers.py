@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from config.settings import Settings
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -182,6 +184,15 @@ class Gunicorn:
                 return response.status == 200
         except OSError:
             return False
+
+    @property
+    def metrics_dir(self) -> Path:
+        """The directory this instance keeps its workers' metric samples in."""
+        assert self.process is not None
+        settings = Settings.from_env(self.env)
+        parent = Path(settings.metrics_base_directory) / settings.database_name
+        [found] = parent.glob(f"instance-{self.process.pid}-*")
+        return found
 
     def worker_pids(self) -> set[int]:
         assert self.process is not None
