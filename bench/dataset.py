@@ -77,7 +77,8 @@ def create_organisations(services: Services, shape: Shape) -> list[Organisation]
 
 
 def events(shape: Shape, organisations: list[Organisation], today: date) -> Iterator[tuple]:
-    """(event_id, api_key_id, occurred_at, tokens, stt_duration, usage), day by day."""
+    """(event_id, api_key_id, occurred_at, tokens, stt_duration, usage), day by day, over
+    the days before `today` (an import refuses events that have not happened yet)."""
     rng = random.Random(shape.seed)
     keys = [key for org in organisations for key in org.key_ids]
     weights = []
@@ -89,7 +90,7 @@ def events(shape: Shape, organisations: list[Organisation], today: date) -> Iter
     for weight in weights:
         total += weight
         cumulative.append(total)
-    days = [today - timedelta(days=n) for n in range(shape.days - 1, -1, -1)]
+    days = [today - timedelta(days=n) for n in range(shape.days, 0, -1)]
     day_weights = [3.0 if day.weekday() < 5 else 1.0 for day in days]
     per_weight = shape.events / sum(day_weights)
     produced = 0

@@ -42,6 +42,9 @@ BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 COMPARED_IMPORT = 1_000_000  # events imported by the product and by psql \copy alike
 WARM_ROUNDS = 5
+# `usage import` events/s on the standard dataset before quarter-hour rollups (the last
+# run that had only daily ones); their cost is measured against it.
+IMPORT_RATE_BEFORE_QUARTERS = 61_744
 
 
 def say(message: str) -> None:
@@ -98,6 +101,27 @@ def gunicorn(env: dict, log: Path) -> Iterator[str]:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+
+
+def table_sizes(database_url: str, events: int) -> dict:
+    """Bytes of each table with its indexes, in all and per million events."""
+    tables = ("usage_events", "usage_daily", "usage_quarter", "usage_quarter_org")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        sizes = {
+            table: conn.execute(
+                "SELECT pg_total_relation_size(%s::regclass), (SELECT count(*) FROM " + table + ")",
+                (table,),
+            ).fetchone()
+            for table in tables
+        }
+    return {
+        table: {
+            "rows": rows,
+            "bytes": size,
+            "mb_per_million_events": round(size / 1e6 / (events / 1e6), 1),
+        }
+        for table, (size, rows) in sizes.items()
+    }
 
 
 def sequential_latency(base: str, request: wrk.Request, count: int, before=None) -> dict:
@@ -198,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
             conn.execute("DROP TABLE bare_events")
             conn.execute("VACUUM ANALYZE")
         results["dataset"]["events"] = written
+        results["storage"] = table_sizes(args.database_url, written)
 
         say("cache warm of the whole dataset, against the bare SQL of the same rollups")
         warm_runs = []
@@ -250,8 +275,10 @@ def measure_service(args, env, settings, organisations, today, workdir, results,
     month = (today - timedelta(days=30), today)
     year = (today - timedelta(days=365), today)
 
-    def org_wide(span):
-        return [wrk.analytics(o.provider_id, o.root_secret, *span) for o in organisations]
+    def org_wide(span, **options):
+        return [
+            wrk.analytics(o.provider_id, o.root_secret, *span, **options) for o in organisations
+        ]
 
     def single_key(span):
         return [
@@ -273,6 +300,8 @@ def measure_service(args, env, settings, organisations, today, workdir, results,
             ("warm_31d_org", org_wide(month)),
             ("warm_366d_org", org_wide(year)),
             ("warm_366d_key", single_key(year)),
+            ("warm_366d_kolkata", org_wide(year, time_zone="Asia/Kolkata")),
+            ("warm_31d_groups", org_wide(month, group_by="api_key")),
         ):
             say(f"wrk: {name}")
             wrk.run(wrk_path, cached, requests, args, seconds=2)  # fills what is not warm yet
@@ -299,7 +328,12 @@ def measure_service(args, env, settings, organisations, today, workdir, results,
                 client.delete(*keys)
 
         count = 100 if args.small else 300
+        kolkata = org_wide(year, time_zone="Asia/Kolkata")[0]
+        month_request, groups = org_wide(month)[0], org_wide(month, group_by="api_key")[0]
         latency = {
+            "warm_31d_org": sequential_latency(cached, month_request, count),
+            "warm_31d_groups": sequential_latency(cached, groups, count),
+            "warm_366d_kolkata": sequential_latency(cached, kolkata, count),
             "warm_366d_org": sequential_latency(cached, year_request, count),
             "cold_366d_org": sequential_latency(cached, year_request, count, empty_the_cache),
             "nocache_366d_org": sequential_latency(uncached, year_request, count),
@@ -369,6 +403,27 @@ def targets(results: dict) -> list[dict]:
             batch["copy_events_per_second"],
             "events/s",
         ),
+        ratio(
+            "warm 366-day Asia/Kolkata latency / 366-day UTC",
+            "<= 2",
+            latency["warm_366d_kolkata"]["median_ms"],
+            latency["warm_366d_org"]["median_ms"],
+            "ms",
+        ),
+        ratio(
+            "warm 31-day group_by api_key (100 keys) latency / org-wide",
+            "<= 5",
+            latency["warm_31d_groups"]["median_ms"],
+            latency["warm_31d_org"]["median_ms"],
+            "ms",
+        ),
+        ratio(
+            "usage import rate with quarter-hour rollups / before them (61,744)",
+            ">= 0.7",
+            batch["import_events_per_second"],
+            IMPORT_RATE_BEFORE_QUARTERS,
+            "events/s",
+        ),
     ]
 
 
@@ -382,6 +437,12 @@ def print_summary(results: dict) -> None:
     print("latency (one client):")
     for name, run in results["latency"].items():
         print(f"  {name:<18} median {run['median_ms']:>7.2f} ms   p95 {run['p95_ms']:>7.2f} ms")
+    print("storage (tables with their indexes):")
+    for table, found in results.get("storage", {}).items():
+        print(
+            f"  {table:<18} {found['rows']:>10,} rows  {found['bytes'] / 1e6:>8.1f} MB"
+            f"  {found['mb_per_million_events']:>6.1f} MB per million events"
+        )
     print("targets:")
     for t in results["targets"]:
         mark = "met" if t["met"] else "NOT MET"

@@ -36,10 +36,11 @@ def get(path: str) -> Request:
     return Request("GET", path, {})
 
 
-def analytics(provider: str, secret: str, start, end, api_key_id=None) -> Request:
+def analytics(provider: str, secret: str, start, end, api_key_id=None, **options) -> Request:
     body = {"start_date": str(start), "end_date": str(end)}
     if api_key_id is not None:
         body["api_key_id"] = str(api_key_id)
+    body |= options
     headers = {
         "X-Scrubs-Clinic-Api-Key": secret,
         "X-Scrubs-Clinic-Provider": provider,

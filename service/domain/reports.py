@@ -69,20 +69,30 @@ class ReportQuery:
 
 @dataclass(frozen=True, slots=True)
 class Cells:
-    """What a plan needs of each scope: the totals of `days`, and C at `points`."""
+    """What a plan needs of each scope: the totals of `days` (every UTC day from the first
+    edge's to the last edge's, that one excluded), and C at `points`."""
 
     days: list[date]
     points: list[Point]
-    edges: list[tuple[int, int]]  # per edge: (day ordinal, quarter 0-95)
+    edges: list[tuple[int, Point | None]]  # per edge: its day's index in days, its point
 
 
 def cells_for(plan: BucketPlan) -> Cells:
-    edges = [divmod(second, DAY) for second in plan.edges]
-    edges = [(days + EPOCH_ORDINAL, rest // QUARTER) for days, rest in edges]
-    first, last = edges[0][0], edges[-1][0]
-    days = list(map(date.fromordinal, range(first, last)))
-    points = sorted({(date.fromordinal(day), quarter) for day, quarter in edges if quarter})
-    return Cells(days, points, edges)
+    first = plan.edges[0] // DAY
+    days = list(
+        map(date.fromordinal, range(first + EPOCH_ORDINAL, plan.edges[-1] // DAY + EPOCH_ORDINAL))
+    )
+    edges: list[tuple[int, Point | None]] = []
+    points: dict[Point, None] = {}
+    for second in plan.edges:
+        day, rest = divmod(second, DAY)
+        if rest:
+            point = (date.fromordinal(day + EPOCH_ORDINAL), rest // QUARTER)
+            points[point] = None
+            edges.append((day - first, point))
+        else:
+            edges.append((day - first, None))
+    return Cells(days, sorted(points), edges)
 
 
 def bucket_figures(
@@ -90,23 +100,24 @@ def bucket_figures(
 ) -> list[Figures]:
     """Each bucket's figures from the day totals and the running sums at the edges (missing
     entries are days or points without usage)."""
-    prefix_tokens = prefix_usage = prefix_stt = 0  # the days before the current one
-    day = cells.edges[0][0]
-    marks: list[tuple[int, int, int]] = []
-    for edge_day, quarter in cells.edges:
-        while day < edge_day:
-            found = totals.get(date.fromordinal(day))
-            if found is not None:
-                prefix_tokens += found.tokens
-                prefix_usage += found.usage
-                prefix_stt += found.stt_duration
-            day += 1
-        running = points.get((date.fromordinal(edge_day), quarter), NOTHING) if quarter else NOTHING
+    prefix = [(0, 0, 0)]  # prefix[i]: the totals of days[:i]
+    tokens = usage = stt = 0
+    for day in cells.days:
+        found = totals.get(day)
+        if found is not None:
+            tokens += found.tokens
+            usage += found.usage
+            stt += found.stt_duration
+        prefix.append((tokens, usage, stt))
+    marks = []
+    for index, point in cells.edges:
+        before = prefix[index]
+        running = NOTHING if point is None else points.get(point, NOTHING)
         marks.append(
             (
-                prefix_tokens + running.tokens,
-                prefix_usage + running.usage,
-                prefix_stt + running.stt_duration,
+                before[0] + running.tokens,
+                before[1] + running.usage,
+                before[2] + running.stt_duration,
             )
         )
     return [Figures(b[0] - a[0], b[1] - a[1], b[2] - a[2]) for a, b in pairwise(marks)]

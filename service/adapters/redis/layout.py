@@ -64,11 +64,22 @@ class Layout:
     def point_buckets(
         self, scope: Scope, points: Iterable[Point], today: date
     ) -> dict[str, list[Point]]:
-        """The buckets the cacheable running sums live in: each in its day's bucket."""
+        """The buckets the cacheable running sums live in: each in its day's bucket. Names
+        are built once per bucket."""
+        base = self.scope_prefix(scope)
         found: dict[str, list[Point]] = {}
+        month = None
+        members: list[Point] = []
         for point in points:
-            if point[0] <= today:
-                found.setdefault(self.bucket(scope, point[0], today), []).append(point)
+            day = point[0]
+            if day >= today:
+                if day == today:
+                    found.setdefault(f"{base}:d:{day.isoformat()}", []).append(point)
+                continue
+            if (day.year, day.month) != month:
+                month = (day.year, day.month)
+                members = found.setdefault(f"{base}:m:{day.year:04d}-{day.month:02d}", [])
+            members.append(point)
         return found
 
     def buckets(self, scope: Scope, days: Iterable[date], today: date) -> dict[str, list[date]]:
