@@ -1,14 +1,13 @@
-"""The buckets that `time_buckets.plan` draws in a time zone, and the zones `time_zones` accepts
-and loads, checked against expectations made without them: literal instants for named zones
-and dates, and brute force over the UTC timeline with zones loaded here from the tzdata
-package (a minute-by-minute sweep for the buckets, a look-back in local time for the bucket of
-each event). The offset changes that pick the dates to try come from an independent TZif
-reader (tests/support/tzif_reference.py).
+"""The buckets `time_buckets.plan` draws in a time zone, and the zones `time_zones` accepts and
+loads, checked against expectations made without them: literal instants for named zones and
+dates, arithmetic for zones of one offset, and brute force over the UTC timeline with zones
+loaded here from the tzdata package (a minute-by-minute sweep for the buckets, a look-back in
+local time for the bucket of each event). The offset changes that pick the dates to try come
+from an independent TZif reader (tests/support/tzif_reference.py).
 """
 
 from __future__ import annotations
 
-import builtins
 import os
 import random
 import subprocess
@@ -26,14 +25,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.domain import time_zones
-from service.domain.time_buckets import GRANULARITIES, BucketPlan, NotOnQuarterHours, plan
+from service.domain.time_buckets import (
+    FIRST_ZONED_DATE,
+    GRANULARITIES,
+    LAST_ZONED_DATE,
+    BucketPlan,
+    OutsideZoneRules,
+    plan,
+)
 from tests.support import tzif_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86_400
+EPOCH = date(1970, 1, 1).toordinal()
 ONE_DAY = timedelta(days=1)
 # The largest backward offset change since 1980 is 7 h (Antarctica/Vostok, 1994): the latest
-# local date an instant has been preceded by is found within this look-back.
+# local date an instant comes after is found within this look-back.
 LOOKBACK = 8 * 3600
 ALL_ZONES = sorted(time_zones.ZONE_NAMES)
 
@@ -54,8 +61,8 @@ def utc(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
 
 
-def midnight(day: date) -> int:
-    return (day - date(1970, 1, 1)).days * DAY
+def midnight(day: date | int) -> int:
+    return ((day if isinstance(day, int) else day.toordinal()) - EPOCH) * DAY
 
 
 def plan_of(first: str, last: str, zone: str, granularity: str = "day") -> BucketPlan:
@@ -71,14 +78,14 @@ def hours(p: BucketPlan) -> list[float]:
 
 
 @lru_cache(maxsize=64)
-def sweep(zone: str, first: date, last: date) -> tuple[dict[date, int], list[tuple[int, str]]]:
+def sweep(zone: str, first: date, last: date) -> tuple[dict[int, int], list[tuple[int, str]]]:
     """Minute by minute over the UTC timeline (to the second where the local date moves on),
     from two days before `first` to two days after `last`: the first instant of every local
     date, and every instant where the clock reads HH:00:00 or a local date begins, with its
     local RFC 3339 reading."""
-    begin, end = midnight(first) - 2 * DAY, midnight(last + ONE_DAY) + 2 * DAY
+    begin, end = midnight(first) - 2 * DAY, midnight(last) + 3 * DAY
     latest = local(zone, begin).date()
-    first_instants: dict[date, int] = {}
+    first_instants: dict[int, int] = {}  # by date ordinal
     edges: list[tuple[int, str]] = []
     for second in range(begin + 60, end, 60):
         reading = datetime.fromtimestamp(second, oracle_zone(zone))
@@ -87,11 +94,9 @@ def sweep(zone: str, first: date, last: date) -> tuple[dict[date, int], list[tup
             moved = second - 59
             while local(zone, moved).date() <= latest:
                 moved += 1
-            day = latest + ONE_DAY
-            while day <= reading.date():
-                first_instants[day] = moved
-                day += ONE_DAY
-            latest = reading.date()
+            while latest < reading.date():
+                latest += ONE_DAY
+                first_instants[latest.toordinal()] = moved
             edges.append((moved, local(zone, moved).isoformat()))
             if moved != second and on_the_hour:
                 edges.append((second, reading.isoformat()))
@@ -114,20 +119,30 @@ def cuts(first: date, last: date, granularity: str) -> list[tuple[int, str]]:
     return found
 
 
+def fixed_offset_plan(first: date, last: date, granularity: str, east: int = 0) -> BucketPlan:
+    """The plan of a zone that has only ever been `east` hours ahead of UTC, by arithmetic."""
+    shift = -east * 3600
+    if granularity == "hour":
+        days = cuts(first, last, "day")
+        starts = [(midnight(o) + shift + h * 3600, f"{key}T{h:02d}:00:00{east:+03d}:00")
+                  for o, key in days for h in range(24)]  # fmt: skip
+    else:
+        starts = [(midnight(o) + shift, key) for o, key in cuts(first, last, granularity)]
+    edges = [second for second, _ in starts] + [midnight(last.toordinal() + 1) + shift]
+    return BucketPlan([key for _, key in starts], edges)
+
+
 def expected_buckets(zone: str, first: date, last: date, granularity: str):
     """(buckets as (key, start, end), (start, end) of the whole range), by brute force."""
-    first_instants, edges = sweep(zone, first, last)
-    begin, end = first_instants[first], first_instants[last + ONE_DAY]
+    instant, edges = sweep(zone, first, last)
+    begin, end = instant[first.toordinal()], instant[last.toordinal() + 1]
     if granularity == "hour":
         kept = [(second, key) for second, key in edges if begin <= second < end]
         stops = [second for second, _ in kept[1:]] + [end]
         return [(key, s, e) for (s, key), e in zip(kept, stops, strict=True)], (begin, end)
     starts = cuts(first, last, granularity)
     stops = [ordinal for ordinal, _ in starts[1:]] + [last.toordinal() + 1]
-    found = [
-        (key, first_instants[date.fromordinal(s)], first_instants[date.fromordinal(e)])
-        for (s, key), e in zip(starts, stops, strict=True)
-    ]
+    found = [(key, instant[s], instant[e]) for (s, key), e in zip(starts, stops, strict=True)]
     return [bucket for bucket in found if bucket[1] != bucket[2]], (begin, end)
 
 
@@ -141,10 +156,10 @@ def first_instant(zone: str, day: date) -> int:
     assert local(zone, second).date() < day
     while local(zone, second).date() < day:
         second += 60
-    refined = second - 59
-    while local(zone, refined).date() < day:
-        refined += 1
-    return refined
+    second -= 59
+    while local(zone, second).date() < day:
+        second += 1
+    return second
 
 
 def bucket_date(zone: str, second: int) -> date:
@@ -154,29 +169,26 @@ def bucket_date(zone: str, second: int) -> date:
     return max(local(zone, second).date(), *looked_back)
 
 
-def starts_a_day(zone: str, second: int) -> bool:
-    day = local(zone, second).date()
-    return all(local(zone, s).date() < day for s in range(second - LOOKBACK, second, 60))
-
-
 def bucket_key(zone: str, granularity: str, second: int, day: date) -> str:
     """The key of the bucket of an event at `second` (whose bucket date is `day`), read from
-    the local clock alone."""
-    if granularity == "hour":
-        back = second - second % 60
-        for _ in range(4 * 60):
-            reading = local(zone, back)
-            if (reading.minute, reading.second) == (0, 0) or (
-                reading.date() != local(zone, back - 60).date() and starts_a_day(zone, back)
-            ):
-                return reading.isoformat()
-            back -= 60
-        raise AssertionError("no hour edge within 4 hours")
+    the local clock alone: for hours, the reading at the latest HH:00:00 or day start."""
     if granularity == "day":
         return day.isoformat()
     if granularity == "week":
         return (day - timedelta(days=day.weekday())).isoformat()
-    return f"{day.year:04d}-{day.month:02d}"
+    if granularity == "month":
+        return f"{day.year:04d}-{day.month:02d}"
+    back = second - second % 60
+    for _ in range(4 * 60):
+        reading = local(zone, back)
+        if (reading.minute, reading.second) == (0, 0):
+            return reading.isoformat()
+        if reading.date() > local(zone, back - 60).date() and all(
+            local(zone, s).date() < reading.date() for s in range(back - LOOKBACK, back, 60)
+        ):
+            return reading.isoformat()
+        back -= 60
+    raise AssertionError("no hour edge within 4 hours")
 
 
 def sums_by_edges(p: BucketPlan, events: list[tuple[int, int]]) -> Counter:
@@ -195,7 +207,9 @@ def sums_by_local_time(zone, first, last, granularity, events) -> Counter:
     return sums
 
 
-def assert_brute_force_agrees(zone: str, first: date, last: date, granularity: str) -> None:
+def assert_brute_force_agrees(zone: str, first, last, granularity: str) -> None:
+    """`first` and `last` are dates or their ISO spellings."""
+    first, last = (d if isinstance(d, date) else date.fromisoformat(d) for d in (first, last))
     p = plan(first, last, zone, granularity)
     want, (begin, end) = expected_buckets(zone, first, last, granularity)
     assert buckets(p) == want
@@ -245,16 +259,30 @@ def test_abbreviations_offsets_paths_and_other_spellings_are_not_zone_names(name
         time_zones.zone(name)
 
 
-def test_checking_a_zone_name_opens_no_file(monkeypatch):
-    touched = []
-    monkeypatch.setattr(builtins, "open", lambda *a, **k: touched.append(a))
-    monkeypatch.setattr(os, "stat", lambda *a, **k: touched.append(a))
-    for name in ("../../etc/passwd", "/etc/passwd", "UTC", "America/New_York"):
-        time_zones.is_zone(name)
-    assert touched == []
-
-
 # Zone data from the tzdata package alone
+
+PRIMED_WITH_A_FAKE = """
+import zoneinfo
+from datetime import date, datetime
+fake = zoneinfo.ZoneInfo("America/New_York")
+assert fake.utcoffset(datetime(2024, 1, 15)).total_seconds() == 0
+path = zoneinfo.TZPATH
+from service.domain import time_zones
+from service.domain.time_buckets import plan
+assert zoneinfo.TZPATH == path and zoneinfo.ZoneInfo("America/New_York") is fake
+print(plan(date(2024, 1, 15), date(2024, 1, 15), "America/New_York", "day").start.isoformat())
+print(time_zones.zone("America/New_York").utcoffset(datetime(2024, 7, 1)).total_seconds())
+"""
+
+
+def test_zones_come_from_the_package_even_when_zoneinfo_is_primed_with_a_fake(tmp_path):
+    (tmp_path / "America").mkdir()
+    (tmp_path / "America" / "New_York").write_bytes(tzif_reference.read_tzif_bytes("UTC"))
+    command = [sys.executable, "-c", PRIMED_WITH_A_FAKE]
+    env = {**os.environ, "PYTHONTZPATH": str(tmp_path)}
+    run = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["2024-01-15T05:00:00+00:00", "-14400.0"]
 
 
 def test_the_pinned_tzdata_is_2026f_where_british_columbia_stays_on_utc_minus_7():
@@ -262,34 +290,6 @@ def test_the_pinned_tzdata_is_2026f_where_british_columbia_stays_on_utc_minus_7(
     vancouver = time_zones.zone("America/Vancouver")
     assert vancouver.utcoffset(datetime(2026, 12, 15, 12)) == timedelta(hours=-7)
     assert hours(plan_of("2026-11-01", "2026-11-01", "America/Vancouver")) == [24]
-
-
-def test_zones_come_from_the_package_even_when_zoneinfo_is_primed_with_a_fake(tmp_path):
-    (tmp_path / "America").mkdir()
-    (tmp_path / "America" / "New_York").write_bytes(tzif_reference.read_tzif_bytes("UTC"))
-    code = "\n".join(
-        [
-            "import zoneinfo",
-            "from datetime import date, datetime",
-            "fake = zoneinfo.ZoneInfo('America/New_York')",
-            "assert fake.utcoffset(datetime(2024, 1, 15)).total_seconds() == 0",
-            "path = zoneinfo.TZPATH",
-            "from service.domain import time_zones",
-            "from service.domain.time_buckets import plan",
-            "assert zoneinfo.TZPATH == path",
-            "assert zoneinfo.ZoneInfo('America/New_York') is fake",
-            "day = date(2024, 1, 15)",
-            "print(plan(day, day, 'America/New_York', 'day').start.isoformat())",
-            "z = time_zones.zone('America/New_York')",
-            "print(z.utcoffset(datetime(2024, 7, 1)).total_seconds())",
-        ]
-    )
-    env = {**os.environ, "PYTHONTZPATH": str(tmp_path)}
-    run = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["2024-01-15T05:00:00+00:00", "-14400.0"]
 
 
 def test_offset_changes_match_an_independent_tzif_reader_in_every_zone():
@@ -303,60 +303,54 @@ def test_offset_changes_match_an_independent_tzif_reader_in_every_zone():
 # UTC, and the dates a plan takes
 
 
-def test_utc_days_weeks_and_months_of_a_leap_year():
-    days = plan_of("2024-01-01", "2024-12-31", "UTC", "day")
-    assert len(days.keys) == 366 and set(hours(days)) == {24}
-    assert buckets(days)[0] == ("2024-01-01", utc("2024-01-01T00:00"), utc("2024-01-02T00:00"))
-    assert days.start == datetime(2024, 1, 1, tzinfo=UTC)
-    assert days.end == datetime(2025, 1, 1, tzinfo=UTC)
-    weeks = plan_of("2024-01-01", "2024-12-31", "UTC", "week")
-    assert (len(weeks.keys), weeks.keys[-1], hours(weeks)[-1]) == (53, "2024-12-30", 48)
-    months = plan_of("2024-01-01", "2024-12-31", "UTC", "month")
-    assert months.keys == [f"2024-{m:02d}" for m in range(1, 13)]
-
-
 def test_an_hour_key_at_a_zero_offset_ends_in_plus_zero_never_z():
-    assert plan_of("2024-06-01", "2024-06-01", "UTC", "hour").keys == [
-        f"2024-06-01T{h:02d}:00:00+00:00" for h in range(24)
-    ]
+    utc_hours = plan_of("2024-06-01", "2024-06-01", "UTC", "hour").keys
+    assert utc_hours == [f"2024-06-01T{h:02d}:00:00+00:00" for h in range(24)]
     london = plan_of("2024-01-01", "2024-01-01", "Europe/London", "hour")
     assert london.keys[0] == "2024-01-01T00:00:00+00:00"
-    assert plan_of("2024-06-01", "2024-06-01", "Etc/GMT+5", "hour").keys[0] == (
-        "2024-06-01T00:00:00-05:00"
-    )
 
 
 @pytest.mark.parametrize("granularity", GRANULARITIES)
 @pytest.mark.parametrize(
-    ("first", "last"), [(date(1, 1, 1), date(1, 1, 9)), (date(9999, 12, 23), date(9999, 12, 31))]
+    ("first", "last"),
+    [(date(1, 1, 1), date(1, 1, 9)), (date(2024, 1, 1), date(2024, 12, 31)),
+     (date(9999, 12, 22), date(9999, 12, 30))],
+)  # fmt: skip
+def test_utc_is_arithmetic_for_any_date_whose_next_day_python_knows(first, last, granularity):
+    assert plan(first, last, "UTC", granularity) == fixed_offset_plan(first, last, granularity)
+
+
+@pytest.mark.parametrize(
+    ("zone", "first", "last"),
+    [
+        ("UTC", date(9999, 12, 31), date(9999, 12, 31)),
+        ("Europe/London", FIRST_ZONED_DATE - ONE_DAY, FIRST_ZONED_DATE),
+        ("Europe/London", LAST_ZONED_DATE + ONE_DAY, LAST_ZONED_DATE + ONE_DAY),
+    ],
 )
-def test_utc_takes_any_date_python_knows(first, last, granularity):
-    epoch = date(1970, 1, 1).toordinal()
-    if granularity == "hour":
-        starts = [
-            ((o - epoch) * DAY + h * 3600, f"{date.fromordinal(o).isoformat()}T{h:02d}:00:00+00:00")
-            for o, _ in cuts(first, last, "day")
-            for h in range(24)
-        ]
-    else:
-        starts = [((o - epoch) * DAY, key) for o, key in cuts(first, last, granularity)]
-    end = (last.toordinal() + 1 - epoch) * DAY
-    want = BucketPlan([key for _, key in starts], [second for second, _ in starts] + [end])
-    assert plan(first, last, "UTC", granularity) == want
+def test_dates_beyond_those_computed_are_refused(zone, first, last):
+    with pytest.raises(OutsideZoneRules):
+        plan(first, last, zone, "day")
 
 
-def test_zoned_dates_before_1900_or_after_2200_are_refused():
-    for first, last in (("1899-12-31", "1900-01-01"), ("2201-01-01", "2201-01-01")):
-        with pytest.raises(NotOnQuarterHours):
-            plan_of(first, last, "Europe/London")
-
-
-def test_zoned_dates_from_1900_01_01_to_2200_12_31_are_planned():
+def test_zoned_dates_are_planned_from_the_first_zoned_date():
+    second_day = FIRST_ZONED_DATE + ONE_DAY
     for granularity in GRANULARITIES:
-        assert_brute_force_agrees("Europe/London", date(1900, 1, 1), date(1900, 1, 2), granularity)
-        assert_brute_force_agrees(
-            "Europe/London", date(2200, 12, 30), date(2200, 12, 31), granularity
-        )
+        assert_brute_force_agrees("Europe/London", FIRST_ZONED_DATE, second_day, granularity)
+
+
+def test_zoned_dates_in_the_year_of_the_last_zoned_date_are_planned():
+    june = LAST_ZONED_DATE.replace(month=6, day=1)
+    for granularity in GRANULARITIES:
+        assert_brute_force_agrees("Europe/London", june, june + ONE_DAY, granularity)
+
+
+def test_the_last_zoned_date_itself_is_planned():
+    first = LAST_ZONED_DATE - ONE_DAY
+    for granularity in GRANULARITIES:
+        for east in (14, -12):
+            got = plan(first, LAST_ZONED_DATE, f"Etc/GMT{-east:+d}", granularity)
+            assert got == fixed_offset_plan(first, LAST_ZONED_DATE, granularity, east)
 
 
 # Named zones and dates
@@ -386,63 +380,52 @@ def test_the_repeated_1_oclock_hour_of_a_fall_back_is_two_buckets():
         ("2024-11-03T02:00:00-05:00", utc("2024-11-03T07:00"), utc("2024-11-03T08:00")),
     ]
     assert_brute_force_agrees("America/New_York", date(2024, 11, 2), date(2024, 11, 4), "hour")
-
-
-def test_a_link_plans_as_its_zone():
-    eastern = plan_of("2024-11-01", "2024-11-05", "US/Eastern", "hour")
-    assert eastern == plan_of("2024-11-01", "2024-11-05", "America/New_York", "hour")
+    assert plan_of("2024-11-03", "2024-11-03", "US/Eastern", "hour") == p
 
 
 def test_london_repeats_1_oclock_in_october_and_skips_it_in_march():
     p = plan_of("2024-03-30", "2024-10-28", "Europe/London")
     days = dict(zip(p.keys, hours(p), strict=True))
     assert (days["2024-03-31"], days["2024-10-27"]) == (23, 25)
-    assert plan_of("2024-10-27", "2024-10-27", "Europe/London", "hour").keys[:4] == [
-        "2024-10-27T00:00:00+01:00",
-        "2024-10-27T01:00:00+01:00",
-        "2024-10-27T01:00:00+00:00",
-        "2024-10-27T02:00:00+00:00",
-    ]
-    assert plan_of("2024-03-31", "2024-03-31", "Europe/London", "hour").keys[:3] == [
-        "2024-03-31T00:00:00+00:00",
-        "2024-03-31T02:00:00+01:00",
-        "2024-03-31T03:00:00+01:00",
-    ]
+    october = plan_of("2024-10-27", "2024-10-27", "Europe/London", "hour").keys[:4]
+    assert october == ["2024-10-27T00:00:00+01:00", "2024-10-27T01:00:00+01:00",
+                       "2024-10-27T01:00:00+00:00", "2024-10-27T02:00:00+00:00"]  # fmt: skip
+    march = plan_of("2024-03-31", "2024-03-31", "Europe/London", "hour").keys[:3]
+    assert march == ["2024-03-31T00:00:00+00:00", "2024-03-31T02:00:00+01:00",
+                     "2024-03-31T03:00:00+01:00"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("zone", "day_start", "ten_oclock"),
+    ("zone", "day_start", "offset", "ten_oclock"),
     [
-        ("Asia/Kolkata", "2025-01-09T18:30", ("+05:30", "2025-01-10T04:30")),
-        ("Asia/Kathmandu", "2025-01-09T18:15", ("+05:45", "2025-01-10T04:15")),
-        ("America/St_Johns", "2025-01-10T03:30", ("-03:30", "2025-01-10T13:30")),
+        ("Asia/Kolkata", "2025-01-09T18:30", "+05:30", "2025-01-10T04:30"),
+        ("Asia/Kathmandu", "2025-01-09T18:15", "+05:45", "2025-01-10T04:15"),
+        ("America/St_Johns", "2025-01-10T03:30", "-03:30", "2025-01-10T13:30"),
     ],
 )
-def test_hours_begin_on_the_local_hour_in_zones_off_whole_hours(zone, day_start, ten_oclock):
+def test_hours_begin_on_the_local_hour_in_zones_off_whole_hours(
+    zone, day_start, offset, ten_oclock
+):
     p = plan_of("2025-01-10", "2025-01-10", zone, "hour")
-    offset, start = ten_oclock
     assert p.edges[0] == utc(day_start) and len(p.keys) == 24
-    assert buckets(p)[10] == (f"2025-01-10T10:00:00{offset}", utc(start), utc(start) + 3600)
+    ten = utc(ten_oclock)
+    assert buckets(p)[10] == (f"2025-01-10T10:00:00{offset}", ten, ten + 3600)
     assert_brute_force_agrees(zone, date(2025, 1, 9), date(2025, 1, 11), "hour")
 
 
 @pytest.mark.parametrize(
-    ("day", "length", "long_hour", "second_and_third"),
+    ("day", "length", "second_and_third"),
     [
-        ("2024-04-07", 24.5, "2024-04-07T01:00:00+11:00", ["T01:00:00+11:00", "T02:00:00+10:30"]),
-        ("2024-10-06", 23.5, "2024-10-06T01:00:00+10:30", ["T01:00:00+10:30", "T03:00:00+11:00"]),
+        ("2024-04-07", 24.5, ["2024-04-07T01:00:00+11:00", "2024-04-07T02:00:00+10:30"]),
+        ("2024-10-06", 23.5, ["2024-10-06T01:00:00+10:30", "2024-10-06T03:00:00+11:00"]),
     ],
 )
-def test_lord_howes_half_hour_changes_make_one_90_minute_1_oclock(
-    day, length, long_hour, second_and_third
-):
+def test_lord_howes_half_hour_changes_make_one_90_minute_1_oclock(day, length, second_and_third):
     assert hours(plan_of(day, day, "Australia/Lord_Howe")) == [length]
     p = plan_of(day, day, "Australia/Lord_Howe", "hour")
-    assert [(k, h) for k, h in zip(p.keys, hours(p), strict=True) if h != 1] == [(long_hour, 1.5)]
-    assert p.keys[1:3] == [day + reading for reading in second_and_third]
-    assert_brute_force_agrees(
-        "Australia/Lord_Howe", date.fromisoformat(day), date.fromisoformat(day), "hour"
-    )
+    assert p.keys[1:3] == second_and_third
+    assert [(k, h) for k, h in zip(p.keys, hours(p), strict=True) if h != 1] == [(p.keys[1], 1.5)]
+    assert_brute_force_agrees("Australia/Lord_Howe", day, day, "hour")
 
 
 def test_chathams_changes_at_3_45_keep_hour_buckets_of_one_hour():
@@ -474,19 +457,17 @@ def test_a_day_starting_at_half_past_midnight_opens_with_a_30_minute_hour():
     ],
 )
 def test_a_day_whose_midnight_is_skipped_starts_at_1_oclock(zone, day, first_utc):
-    assert local(zone, utc(first_utc)).time() == time(1)
-    assert first_instant(zone, date.fromisoformat(day)) == utc(first_utc)
+    assert local(zone, utc(first_utc)).time() == time(1)  # the clock jumped there from 00:00
     p = plan_of(day, day, zone)
     assert (p.edges[0], hours(p)) == (utc(first_utc), [23])
     h = plan_of(day, day, zone, "hour")
     assert h.keys[0].startswith(f"{day}T01:00:00") and len(h.keys) == 23
-    assert_brute_force_agrees(zone, date.fromisoformat(day), date.fromisoformat(day), "hour")
+    assert_brute_force_agrees(zone, day, day, "hour")
 
 
 def test_a_fall_back_at_midnight_repeats_the_hour_of_the_day_before():
     # Beirut 2024-10-27: 00:00 at +03 became 23:00 of the 26th at +02
-    p = plan_of("2024-10-26", "2024-10-27", "Asia/Beirut")
-    assert hours(p) == [25, 24]
+    assert hours(plan_of("2024-10-26", "2024-10-27", "Asia/Beirut")) == [25, 24]
 
 
 def test_a_fall_back_just_after_midnight_puts_the_repeated_minutes_in_the_new_day():
@@ -504,12 +485,9 @@ def test_a_fall_back_just_after_midnight_puts_the_repeated_minutes_in_the_new_da
 
 @pytest.mark.parametrize(
     ("zone", "day"),
-    [
-        ("Pacific/Apia", "2011-12-30"),
-        ("Pacific/Kiritimati", "1994-12-31"),
-        ("Pacific/Kwajalein", "1993-08-21"),
-    ],
-)
+    [("Pacific/Apia", "2011-12-30"), ("Pacific/Kiritimati", "1994-12-31"),
+     ("Pacific/Kwajalein", "1993-08-21")],
+)  # fmt: skip
 @pytest.mark.parametrize("granularity", GRANULARITIES)
 def test_a_date_that_never_existed_has_no_bucket(zone, day, granularity):
     never = date.fromisoformat(day)
@@ -530,7 +508,8 @@ def test_apias_missing_friday_is_left_out_of_days_and_weeks():
 def test_weeks_are_cut_to_the_range_at_both_ends():
     p = plan_of("2024-12-25", "2025-01-20", "Europe/London", "week")
     assert p.keys == ["2024-12-23", "2024-12-30", "2025-01-06", "2025-01-13", "2025-01-20"]
-    assert (p.edges[0], p.edges[-1]) == (utc("2024-12-25T00:00"), utc("2025-01-21T00:00"))
+    assert p.start == datetime(2024, 12, 25, tzinfo=UTC)
+    assert p.end == datetime(2025, 1, 21, tzinfo=UTC)
     assert hours(p) == [5 * 24, 7 * 24, 7 * 24, 7 * 24, 24]
     across_a_change = plan_of("2024-03-06", "2024-03-12", "America/New_York", "week")
     assert across_a_change.keys == ["2024-03-04", "2024-03-11"]
@@ -539,8 +518,7 @@ def test_weeks_are_cut_to_the_range_at_both_ends():
 
 def test_a_week_key_is_its_monday_even_in_the_previous_year():
     assert plan_of("2027-01-01", "2027-01-03", "UTC", "week").keys == ["2026-12-28"]
-    tokyo = plan_of("2026-12-31", "2027-01-05", "Asia/Tokyo", "week")
-    assert buckets(tokyo) == [
+    assert buckets(plan_of("2026-12-31", "2027-01-05", "Asia/Tokyo", "week")) == [
         ("2026-12-28", utc("2026-12-30T15:00"), utc("2027-01-03T15:00")),
         ("2027-01-04", utc("2027-01-03T15:00"), utc("2027-01-05T15:00")),
     ]
@@ -564,35 +542,25 @@ def test_months_are_cut_to_the_range_at_both_ends():
 
 
 @pytest.mark.parametrize(
-    ("zone", "first", "last", "granularity"),
+    ("zone", "refused", "planned"),
     [
-        ("Asia/Kolkata", "1900-01-01", "1900-01-02", "day"),  # Madras time, +05:21:10
-        ("Africa/Monrovia", "1971-06-01", "1971-06-01", "hour"),  # -00:44:30
-        ("Africa/Monrovia", "1972-01-06", "1972-01-08", "day"),
-        ("Pacific/Kiritimati", "1979-09-30", "1979-09-30", "month"),  # -10:40
+        # Madras time, +05:21:10, then +05:30 from 1906
+        ("Asia/Kolkata", "1900-01-01 1900-01-02 day", "1930-01-01 1930-03-31 month"),
+        # -00:44:30 until 1972-01-07T00:44:30Z
+        ("Africa/Monrovia", "1971-06-01 1971-06-01 hour", "1972-01-08 1972-02-07 hour"),
+        ("Africa/Monrovia", "1972-01-06 1972-01-08 day", "1990-01-01 1990-01-31 week"),
+        # -10:40 until 1979-10-01
+        ("Pacific/Kiritimati", "1979-09-30 1979-09-30 month", "1979-10-02 1979-10-31 hour"),
     ],
-)
-def test_edges_off_the_utc_quarter_hours_are_refused(zone, first, last, granularity):
+)  # fmt: skip
+def test_edges_off_utc_quarter_hours_are_refused_and_later_dates_planned(zone, refused, planned):
+    first, last, granularity = refused.split()
     days = range(date.fromisoformat(first).toordinal(), date.fromisoformat(last).toordinal() + 2)
     assert any(first_instant(zone, date.fromordinal(o)) % 900 for o in days)
-    with pytest.raises(NotOnQuarterHours):
+    with pytest.raises(OutsideZoneRules):
         plan_of(first, last, zone, granularity)
-
-
-@pytest.mark.parametrize(
-    ("zone", "first", "last", "granularity"),
-    [
-        ("Pacific/Kiritimati", "1979-10-02", "1979-10-31", "hour"),
-        ("Africa/Monrovia", "1972-01-08", "1972-02-07", "hour"),
-        ("Asia/Kolkata", "1930-01-01", "1930-03-31", "month"),
-    ],
-)
-def test_the_same_zones_are_planned_once_their_offsets_are_on_quarter_hours(
-    zone, first, last, granularity
-):
-    assert_brute_force_agrees(
-        zone, date.fromisoformat(first), date.fromisoformat(last), granularity
-    )
+    first, last, granularity = planned.split()
+    assert_brute_force_agrees(zone, first, last, granularity)
 
 
 # Brute force over random and known hard requests
@@ -676,17 +644,14 @@ def test_events_summed_between_edges_match_the_buckets_of_their_local_time(granu
     ],
 )
 def test_known_hard_requests_match_brute_force(zone, first, last, granularity):
-    first_day, last_day = date.fromisoformat(first), date.fromisoformat(last)
-    assert_brute_force_agrees(zone, first_day, last_day, granularity)
-    p = plan(first_day, last_day, zone, granularity)
+    first, last = date.fromisoformat(first), date.fromisoformat(last)
+    assert_brute_force_agrees(zone, first, last, granularity)
+    p = plan(first, last, zone, granularity)
     rnd = random.Random(1)
-    picks = [
-        (rnd.randrange(10**6), rnd.choice(NEAR_AN_EDGE), rnd.randrange(1, 1000)) for _ in range(60)
-    ]
+    picks = [(rnd.randrange(10**6), rnd.choice(NEAR_AN_EDGE), rnd.randrange(1, 1000))
+             for _ in range(60)]  # fmt: skip
     events = events_near(p.edges, picks)
-    assert sums_by_edges(p, events) == sums_by_local_time(
-        zone, first_day, last_day, granularity, events
-    )
+    assert sums_by_edges(p, events) == sums_by_local_time(zone, first, last, granularity, events)
 
 
 def test_day_starts_near_offset_changes_match_brute_force_in_every_zone():
@@ -696,15 +661,7 @@ def test_day_starts_near_offset_changes_match_brute_force_in_every_zone():
         for change in rnd.sample(changes, min(2, len(changes))) or [utc("2024-06-15T00:00")]:
             first = datetime.fromtimestamp(change, UTC).date() - ONE_DAY
             days = [first + n * ONE_DAY for n in range(4)]
-            instants = [first_instant(zone, day) for day in days]
-            want = [
-                (day.isoformat(), s, e)
-                for day, s, e in zip(days[:-1], instants[:-1], instants[1:], strict=True)
-                if s != e
-            ]
+            starts = [first_instant(zone, day) for day in days]
+            spans = zip(days, starts, starts[1:], strict=False)
+            want = [(day.isoformat(), s, e) for day, s, e in spans if s != e]
             assert buckets(plan(first, days[2], zone, "day")) == want, zone
-
-
-@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Lord_Howe"])
-def test_a_whole_year_of_days_matches_brute_force(zone):
-    assert_brute_force_agrees(zone, date(2024, 1, 1), date(2024, 12, 31), "day")
