@@ -83,13 +83,15 @@ def pre_request(worker, req):
 
 def post_worker_init(worker):
     """The app is loaded in this worker: open its pool now rather than on the first request,
-    and mark the Redis it reads as a server's."""
+    mark the Redis it reads as a server's, and deliver any backlog of invalidations."""
     from service.entrypoints.http.conventions import services_of
+    from service.usecases.invalidations import drain_in_background
 
     services = services_of(worker.wsgi)
     services.database.open()
     if services.cache is not None:
         services.cache.open()
+        drain_in_background(services)
 
 
 def worker_exit(server, worker):

@@ -62,13 +62,13 @@ def event_from_json(obj: Any) -> UsageEvent:
     )
 
 
-def check_not_in_future(event: UsageEvent, now: datetime) -> None:
-    """An event dated more than FUTURE_TOLERANCE after `now` (the import's clock) has not
-    happened yet: it would be billed ahead of time."""
-    if event.occurred_at > now + FUTURE_TOLERANCE:
-        raise InvalidEvent(
-            "occurred_at is in the future (more than 5 minutes after the import's clock)"
-        )
+IN_THE_FUTURE = "occurred_at is in the future (more than 5 minutes after the import's clock)"
+
+
+def latest_acceptable(now: datetime) -> datetime:
+    """Events dated after this, by the import's clock `now`, have not happened yet: they
+    would be billed ahead of time."""
+    return now + FUTURE_TOLERANCE
 
 
 def event_from_csv(row: dict[str, str]) -> UsageEvent:

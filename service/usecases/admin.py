@@ -102,3 +102,25 @@ def revoke_api_key(directory: Directory, api_key_id: UUID) -> dict:
 def require_organisation(directory: Directory, organisation_id: UUID) -> None:
     if not directory.organisation_ids(organisation_id):
         raise OperationFailed(f"no organisation has id {organisation_id}")
+
+
+def list_organisations(directory: Directory) -> list[dict]:
+    return [organisation.as_json() for organisation in directory.organisations()]
+
+
+def list_providers(directory: Directory, organisation_id: UUID | None = None) -> list[dict]:
+    if organisation_id is not None:
+        require_organisation(directory, organisation_id)
+    return [provider.as_json() for provider in directory.providers(organisation_id)]
+
+
+def list_clinics(directory: Directory, organisation_id: UUID) -> list[dict]:
+    require_organisation(directory, organisation_id)
+    return [clinic.as_json() for clinic in directory.clinics(organisation_id)]
+
+
+def list_keys(directory: Directory, organisation_id: UUID) -> list[dict]:
+    """Without their secrets (never stored), with revoked_at; oldest first."""
+    require_organisation(directory, organisation_id)
+    keys = sorted(directory.organisation_keys(organisation_id), key=lambda k: (k.created_at, k.id))
+    return [{**describe_key(key), "organisation_id": str(key.organisation_id)} for key in keys]

@@ -4,7 +4,6 @@ numbered lines, each a valid event or the reason it is not one."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -92,43 +91,22 @@ def read_csv(stream: BinaryIO) -> Iterator[NumberedLine]:
     """A header row, then one event a record; line numbers are the file's own lines.
     A bad header stops the import before anything is read; a bad record is one rejection."""
     too_long: list[int] = []
-    # Bytes that are not UTF-8 survive decoding as surrogates so that only their line fails.
-    text = io.TextIOWrapper(
-        _LinesAsStream(stream, too_long), encoding="utf-8-sig", errors="surrogateescape", newline=""
-    )
-    try:
-        yield from _csv_records(csv.reader(text, strict=True), too_long)
-    finally:
-        text.detach()  # the stream belongs to the caller
+    reader = csv.reader(_text_lines(stream, too_long), strict=True)
+    yield from _csv_records(reader, too_long)
 
 
-class _LinesAsStream(io.RawIOBase):
-    """The stream with every line over the limit replaced by an empty one, whose number is
-    noted in `too_long`, so that the CSV reader never holds one."""
-
-    def __init__(self, stream: BinaryIO, too_long: list[int]) -> None:
-        self._lines = bounded_lines(stream)
-        self._number = 0
-        self._pending = b""
-        self._too_long = too_long
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._pending:
-            line = next(self._lines, b"")
-            if line == b"":
-                return 0
-            self._number += 1
-            if line is None:
-                self._too_long.append(self._number)
-                line = b"\n"
-            self._pending = line
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+def _text_lines(stream: BinaryIO, too_long: list[int]) -> Iterator[str]:
+    """The stream's lines as text, a byte order mark before the first dropped; bytes that
+    are not UTF-8 survive as surrogates, so that only their record fails. A line over the
+    limit becomes an empty one, and its number goes to `too_long`."""
+    for number, line in enumerate(bounded_lines(stream), start=1):
+        if line is None:
+            too_long.append(number)
+            yield "\n"
+            continue
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
+        yield line.decode("utf-8", "surrogateescape")
 
 
 def _csv_records(reader, too_long: list[int]) -> Iterator[NumberedLine]:

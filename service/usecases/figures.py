@@ -104,7 +104,9 @@ def delivered_pending(services: Services, organisation_id: UUID) -> bool:
     """Deliver the organisation's pending invalidations (a batch at most); True when none
     is left, so that its cached figures can be trusted again."""
     try:
-        return invalidations.replay(services, organisation_id, max_rows=invalidations.REPLAY_BATCH)
+        return invalidations.replay(
+            services, organisation_id, max_rows=invalidations.REQUEST_REPLAY_ROWS
+        )
     except Exception:  # best effort on the request path: the request is served from SQL anyway
         log.warning("could not deliver pending cache invalidations", exc_info=True)
         return False

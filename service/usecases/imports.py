@@ -7,15 +7,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 
 from service.domain.usage_events import (
+    IN_THE_FUTURE,
     InvalidEvent,
     NumberedLine,
-    UsageEvent,
-    check_not_in_future,
+    latest_acceptable,
 )
 from service.observability import metrics
 from service.usecases import invalidations
@@ -29,6 +30,7 @@ from service.usecases.ports import (
 )
 
 DEFAULT_BATCH_SIZE = 10_000
+CONNECTIONS = 2
 MAX_ATTEMPTS = 5
 RETRY_PAUSE_SECONDS = 0.05  # times the attempt number
 TOO_LARGE = "the figures of key {key} on {day} would pass the largest storable (2^63-1)"
@@ -67,32 +69,53 @@ def import_events(
     on_rejected: RejectionSink,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[ImportReport], None] | None = None,
+    connections: int = CONNECTIONS,
 ) -> ImportReport:
     """Import every valid line; rejected lines go to `on_rejected(line_number, reason)`.
-    Each batch's cache invalidations are delivered right after its commit, so the figures
-    are current when this returns; any left from earlier imports are delivered at the end."""
+    Each batch is split by a hash of event_id over `connections` connections committing at
+    once (Postgres then works on as many cores; every line of one id goes through one
+    connection, in file order, so the first still wins). Each batch's cache invalidations
+    are delivered right after its commit, so the figures are current when this returns;
+    any left from earlier imports are delivered at the end."""
     report = ImportReport()
     try:
-        with services.ledger.import_session() as session:
+        with ExitStack() as stack:
+            sessions = [
+                stack.enter_context(services.ledger.import_session()) for _ in range(connections)
+            ]
+            committer = stack.enter_context(
+                ThreadPoolExecutor(max_workers=connections, thread_name_prefix="import-commit")
+            )
             for batch in _read_ahead(lines, batch_size):
-                events = []
-                now = datetime.now(UTC)
+                shares: list[list[tuple]] = [[] for _ in sessions]
+                latest = latest_acceptable(datetime.now(UTC))
+                rejected = 0
                 for number, item in batch:
-                    if isinstance(item, UsageEvent):
-                        try:
-                            check_not_in_future(item, now)
-                        except InvalidEvent as reason:
-                            item = reason
                     if isinstance(item, InvalidEvent):
                         on_rejected(number, str(item))
+                        rejected += 1
+                    elif item.occurred_at > latest:
+                        on_rejected(number, IN_THE_FUTURE)
+                        rejected += 1
                     else:
-                        events.append((number, *item))
-                if events:
-                    pending = _commit_batch(session, events, report, on_rejected)
-                    invalidations.deliver(services, pending, session.forget_invalidations)
+                        shares[hash(item.event_id) % connections].append((number, *item))
+                metrics.IMPORTED_EVENTS.labels("rejected").inc(rejected)
+                futures = [
+                    committer.submit(_commit_batch, session, share)
+                    for session, share in zip(sessions, shares, strict=True)
+                    if share
+                ]
+                outcomes = [future.result() for future in futures]
+                for outcome in outcomes:
+                    for number, reason in outcome.rejected:
+                        on_rejected(number, reason)
+                    report.inserted += outcome.inserted
+                    report.duplicates += outcome.duplicates
+                    rejected += len(outcome.rejected)
+                for outcome, session in zip(outcomes, sessions, strict=False):
+                    invalidations.deliver(services, outcome.pending, session.forget_invalidations)
                 report.read += len(batch)
-                report.rejected += len(batch) - len(events)
-                metrics.IMPORTED_EVENTS.labels("rejected").inc(len(batch) - len(events))
+                report.rejected += rejected
                 if on_batch is not None:
                     on_batch(report)
     except ImportFailed as failure:
@@ -113,14 +136,27 @@ def _read_ahead(lines: Iterable[NumberedLine], batch_size: int) -> Iterator[list
             yield batch
 
 
-def _commit_batch(
-    session: ImportSession,
-    events: list[tuple],
-    report: ImportReport,
-    on_rejected: RejectionSink,
-) -> list[PendingInvalidation]:
-    """One batch in one transaction, tried again (whole) when it meets a concurrent import.
-    A batch that would take a key's day past the largest storable figure is committed in
+@dataclass
+class Committed:
+    """What one connection's share of a batch came to."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    pending: list[PendingInvalidation] = field(default_factory=list)
+
+    def __add__(self, other: Committed) -> Committed:
+        return Committed(
+            self.inserted + other.inserted,
+            self.duplicates + other.duplicates,
+            self.rejected + other.rejected,
+            self.pending + other.pending,
+        )
+
+
+def _commit_batch(session: ImportSession, events: list[tuple]) -> Committed:
+    """Events in one transaction, tried again (whole) when it meets a concurrent import. A
+    share that would take a key's day past the largest storable figure is committed in
     halves, down to the lines that would, which are rejected."""
     lines = f"lines {events[0][0]}-{events[-1][0]}"
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -137,22 +173,17 @@ def _commit_batch(
         except FigureTooLarge:
             if len(events) == 1:
                 number, _, api_key_id, occurred_at, *_ = events[0]
-                on_rejected(number, TOO_LARGE.format(key=api_key_id, day=occurred_at.date()))
-                report.rejected += 1
+                reason = TOO_LARGE.format(key=api_key_id, day=occurred_at.date())
                 metrics.IMPORTED_EVENTS.labels("rejected").inc()
-                return []
+                return Committed(rejected=[(number, reason)])
             half = len(events) // 2
-            return [
-                *_commit_batch(session, events[:half], report, on_rejected),
-                *_commit_batch(session, events[half:], report, on_rejected),
-            ]
-    for number, api_key_id in outcome.unknown_keys:
-        on_rejected(number, f"api_key_id {api_key_id} names no API key")
-    duplicates = len(events) - len(outcome.unknown_keys) - outcome.inserted
-    report.rejected += len(outcome.unknown_keys)
-    report.inserted += outcome.inserted
-    report.duplicates += duplicates
+            return _commit_batch(session, events[:half]) + _commit_batch(session, events[half:])
+    unknown = [
+        (number, f"api_key_id {api_key_id} names no API key")
+        for number, api_key_id in outcome.unknown_keys
+    ]
+    duplicates = len(events) - len(unknown) - outcome.inserted
     metrics.IMPORTED_EVENTS.labels("inserted").inc(outcome.inserted)
     metrics.IMPORTED_EVENTS.labels("duplicate").inc(duplicates)
-    metrics.IMPORTED_EVENTS.labels("rejected").inc(len(outcome.unknown_keys))
-    return outcome.pending
+    metrics.IMPORTED_EVENTS.labels("rejected").inc(len(unknown))
+    return Committed(outcome.inserted, duplicates, unknown, outcome.pending)

@@ -9,6 +9,8 @@ the next import, reader or `cache warm` that reaches Redis delivers them.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date
 from uuid import UUID
@@ -16,7 +18,11 @@ from uuid import UUID
 from service.observability import metrics
 from service.usecases.ports import CacheUnavailable, PendingInvalidation, Services
 
+log = logging.getLogger("scrubs.cache")
 REPLAY_BATCH = 500
+# A request delivers at most this many rows itself (a row is one import batch's days of one
+# organisation); a longer backlog is the server's to drain in the background (drain()).
+REQUEST_REPLAY_ROWS = 20
 
 
 def touched(pending: list[PendingInvalidation]) -> Iterator[tuple[UUID, UUID, date]]:
@@ -44,17 +50,33 @@ def deliver(
     return True
 
 
+def drain_in_background(services: Services) -> threading.Thread:
+    """Deliver every pending row, beside the requests (a server starting after imports ran
+    with its cache out of reach finds a backlog)."""
+
+    def drain() -> None:
+        try:
+            replay(services, max_rows=10**9)
+        except Exception:  # the next import or reader delivers what is left
+            log.warning("could not deliver pending cache invalidations", exc_info=True)
+
+    thread = threading.Thread(target=drain, name="outbox-drain", daemon=True)
+    thread.start()
+    return thread
+
+
 def replay(services: Services, organisation_id: UUID | None = None, max_rows: int = 50_000) -> bool:
     """Deliver pending rows, oldest first (one organisation's, or everyone's), up to
     `max_rows`; stops at the first failure. True when none is left pending."""
-    delivered = 0
-    while delivered < max_rows:
-        pending = services.ledger.pending_invalidations(organisation_id, REPLAY_BATCH)
+    left = max_rows
+    while left > 0:
+        wanted = min(REPLAY_BATCH, left)
+        pending = services.ledger.pending_invalidations(organisation_id, wanted)
         if not pending:
             return True
         if not deliver(services, pending):
             return False
-        delivered += len(pending)
-        if len(pending) < REPLAY_BATCH:
+        if len(pending) < wanted:
             return True
-    return False
+        left -= len(pending)
+    return not services.ledger.pending_invalidations(organisation_id, 1)

@@ -4,6 +4,7 @@ cases without servers; the cache is the real adapter on fakeredis."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,12 +106,17 @@ class FakeLedger:
     batches: list[list[int]] = field(default_factory=list)  # line numbers of each commit
     attempts: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
     def import_session(self) -> Iterator[FakeLedger]:
         yield self
 
     def commit_batch(self, events: list[tuple]) -> BatchOutcome:
+        with self._lock:  # two connections commit at once; one transaction at a time here
+            return self._commit(events)
+
+    def _commit(self, events: list[tuple]) -> BatchOutcome:
         self.attempts += 1
         if self.conflicts:
             self.conflicts -= 1

@@ -13,6 +13,7 @@ import pytest
 from service.domain.errors import ApiKeyNotFound, ApiKeyOutsideOrganisation
 from service.domain.figures import DayUsage, Scope, UsageQuery, days_between
 from service.domain.keys import Principal
+from service.usecases import invalidations
 from service.usecases.figures import daily_usage, usage_for_range
 from service.usecases.ports import PendingInvalidation
 from tests.unit.fakes import fake_cache, fake_services
@@ -171,3 +172,18 @@ def test_usage_for_range_checks_the_target_key_and_drops_empty_days(services):
         usage_for_range(services, principal, UsageQuery(start, end, "not-a-uuid"))
     with pytest.raises(ApiKeyNotFound):
         usage_for_range(services, principal, UsageQuery(start, end, str(uuid.uuid4())))
+
+
+def test_a_request_delivers_a_short_backlog_itself_and_leaves_a_long_one_to_the_drain(services):
+    daily_usage(services, Scope(ORG), START, TODAY, today=TODAY)  # cached
+    day = START + timedelta(days=2)
+    rows = invalidations.REQUEST_REPLAY_ROWS + 5
+    for n in range(1, rows + 1):
+        services.ledger.outbox[n] = PendingInvalidation(n, ORG, [KEYS[0]], [day])
+    services.rollups.reads.clear()
+    found = daily_usage(services, Scope(ORG), START, TODAY, cache_pending=True, today=TODAY)
+    assert found == expected(services, START, TODAY)
+    assert len(services.ledger.outbox) == 5, "the request delivered its share only"
+    assert services.rollups.reads == [("organisation", days_between(START, TODAY))]
+    invalidations.drain_in_background(services).join(timeout=10)
+    assert services.ledger.outbox == {}

@@ -13,7 +13,8 @@ import pytest
 from service.domain.figures import DayUsage, Scope
 from service.domain.usage_events import InvalidEvent, UsageEvent
 from service.usecases import imports
-from service.usecases.imports import ImportFailed, import_events
+from service.usecases.imports import ImportFailed
+from service.usecases.imports import import_events as import_on_connections
 from tests.unit.fakes import fake_cache, fake_services
 
 ORG = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -33,6 +34,11 @@ def services():
     services = fake_services(fake_cache())
     services.directory.add_key(ORG, KEY, clinic_id=uuid.uuid4())
     return services
+
+
+def import_events(*args, connections: int = 1, **kwargs):
+    """One connection unless said otherwise: batches then commit as they are read."""
+    return import_on_connections(*args, connections=connections, **kwargs)
 
 
 def lines(count: int, key: uuid.UUID = KEY, first: int = 1) -> list[tuple]:
@@ -97,16 +103,18 @@ def test_a_batch_that_meets_a_concurrent_import_is_tried_again_whole(services):
 def test_an_import_gives_up_after_its_attempts_and_counts_what_it_committed(services):
     _, sink = rejections()
     import_events(services, lines(3), on_rejected=sink)  # a batch committed earlier
-    numbered = lines(20, first=100)
 
-    def conflicts_from_the_second_batch():
-        for n, line in enumerate(numbered):
-            if n == 10:
-                services.ledger.conflicts = imports.MAX_ATTEMPTS
-            yield line
+    def conflicts_from_the_second_batch(report) -> None:  # called once a batch is committed
+        services.ledger.conflicts = imports.MAX_ATTEMPTS
 
     with pytest.raises(ImportFailed) as failure:
-        import_events(services, conflicts_from_the_second_batch(), on_rejected=sink, batch_size=10)
+        import_events(
+            services,
+            lines(20, first=100),
+            on_rejected=sink,
+            batch_size=10,
+            on_batch=conflicts_from_the_second_batch,
+        )
     assert "lines 110-119" in str(failure.value) and "re-run" in str(failure.value)
     assert failure.value.report.as_json() == {
         "read": 10,
@@ -192,3 +200,17 @@ def test_a_commands_invalidations_count_as_delivered_only_in_the_redis_servers_r
     shared.directory.add_key(ORG, KEY, clinic_id=uuid.uuid4())
     import_events(shared, lines(3), on_rejected=sink)
     assert shared.ledger.outbox == {}, "delivered to the servers' Redis"
+
+
+def test_two_connections_share_a_batch_by_event_id_and_the_first_line_of_an_id_wins(services):
+    moment = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    numbered = [(n, UsageEvent(f"id-{n % 30}", str(KEY), moment, n, 1, 1)) for n in range(1, 101)]
+    _, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink, connections=2)
+    assert report.as_json() == {"read": 100, "inserted": 30, "duplicates": 70, "rejected": 0}
+    assert len(services.ledger.batches) == 2, "each connection committed its share"
+    shares = [set(batch) for batch in services.ledger.batches]
+    for n in range(1, 101):  # every line of one id went through the same connection
+        assert sum(n in share for share in shares) == 1
+        assert (n in shares[0]) == (((n + 30) in shares[0]) if n + 30 <= 100 else n in shares[0])
+    assert services.rollups.rows[(KEY, DAY)].tokens == sum(range(1, 31))  # the first lines won

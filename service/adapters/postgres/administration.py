@@ -13,6 +13,7 @@ import psycopg
 
 from service.adapters.postgres.identity import cache_identity
 from service.adapters.postgres.pool import Database
+from service.domain.directory import Clinic, Organisation, Provider
 from service.domain.keys import ApiKeyInfo, NewApiKey
 from service.usecases.ports import Credentials
 
@@ -83,6 +84,35 @@ class PostgresDirectory:
 
     def api_key(self, api_key_id: UUID) -> ApiKeyInfo | None:
         return self.db.read(_api_key, api_key_id)
+
+    def organisations(self) -> list[Organisation]:
+        """Oldest first."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, name, created_at FROM organisations ORDER BY created_at, id"
+            ).fetchall()
+        return [Organisation(*row) for row in rows]
+
+    def providers(self, organisation_id: UUID | None = None) -> list[Provider]:
+        """Of one organisation or of all, oldest first."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, organisation_id, name, created_at FROM providers"
+                " WHERE %(org)s::uuid IS NULL OR organisation_id = %(org)s"
+                " ORDER BY created_at, id",
+                {"org": organisation_id},
+            ).fetchall()
+        return [Provider(*row) for row in rows]
+
+    def clinics(self, organisation_id: UUID) -> list[Clinic]:
+        """Oldest first."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, organisation_id, name, created_at FROM clinics"
+                " WHERE organisation_id = %s ORDER BY created_at, id",
+                (organisation_id,),
+            ).fetchall()
+        return [Clinic(*row) for row in rows]
 
     def organisation_keys(self, organisation_id: UUID) -> list[ApiKeyInfo]:
         """Every key of the organisation, revoked ones included, ordered by id."""

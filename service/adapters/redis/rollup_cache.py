@@ -361,9 +361,10 @@ class RedisRollupCache:
         Each bucket's lease goes before its fields: a fill that checks its lease in between
         writes nothing, one before is overwritten. One round trip, one script a bucket;
         returns how many (scope, day) pairs were forgotten (their running sums go with
-        them). Outside a server, an invalidation
-        counts as delivered only where servers have marked this Redis as theirs
-        (CacheUnavailable otherwise)."""
+        them). Outside a server, an invalidation counts as delivered only where servers
+        have marked this Redis as theirs (CacheUnavailable otherwise, asked first)."""
+        if not self.read_by_servers and not self.is_read_by_servers():
+            raise CacheUnavailable("no server of this database reads this Redis")
         today = today or datetime.now(UTC).date()
         # A day bucket outlives its day by its TTL and jitter at most.
         day_bucket_lifetime = math.ceil(self.today_ttl_ms * 1.1 / 86_400_000)
