@@ -1,5 +1,5 @@
 """The piece that faces clients: nginx, from config/nginx.conf.template, in front of
-gunicorn (README, "What may face the internet"). nginx reads each request whole, within
+gunicorn (docs/operations.md, "What may face the internet"). nginx reads each request whole, within
 its timeouts, before gunicorn sees a byte of it, so that a slow client costs an nginx
 connection instead of one of gunicorn's threads.
 

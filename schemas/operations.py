@@ -1,4 +1,4 @@
-"""Bodies of the operational routes (README, "Operations")."""
+"""Bodies of the operational routes (docs/operations.md)."""
 
 from marshmallow import Schema, fields, validate
 

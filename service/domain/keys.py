@@ -90,8 +90,10 @@ def display_prefix(secret: str) -> str:
 def clean_name(name: str, what: str) -> str:
     """A display name without its outer blanks, 1-200 characters."""
     name = name.strip()
-    if not 1 <= len(name) <= MAX_NAME_LENGTH:
-        raise RuleBroken(f"{what} name must be 1-{MAX_NAME_LENGTH} characters")
+    if not name:
+        raise RuleBroken(f"{what} name must not be blank")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RuleBroken(f"{what} name is {len(name)} characters long; at most {MAX_NAME_LENGTH}")
     return name
 
 

@@ -51,6 +51,21 @@ class ReportQuery:
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ReportQuery:
+        """From a request body loaded by schemas/usage_analytics.py."""
+        return cls(
+            start=body["start_date"],
+            end=body["end_date"],
+            time_zone=body["time_zone"],
+            granularity=body["granularity"],
+            group_by=body["group_by"],
+            api_key_id=body["api_key_id"],
+            api_key_ids=None if body["api_key_ids"] is None else tuple(body["api_key_ids"]),
+            limit=body["limit"] if body["limit"] is not None else DEFAULT_LIMIT,
+            cursor=body["cursor"],
+        )
+
     def fingerprint(self) -> str:
         """What a cursor is bound to: every field of the question but the cursor itself."""
         fields = {

@@ -1,8 +1,9 @@
 """`demo seed`: an organisation to try the API with, the same on every run.
 
 Everything has a fixed id, so a second run adds nothing; usage goes through the import
-path, so its event ids make a re-run a no-op too. The root key's secret is only ever
-stored hashed, so each run gives the demo root key a fresh secret and prints it.
+path, so its event ids make a re-run a no-op too. A secret is only ever stored hashed, so
+each run makes a root key of its own and prints its secret: the curl lines printed by
+earlier runs keep working.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from service.domain.keys import display_prefix, hash_secret, new_secret
 from service.domain.usage_events import UsageEvent
 from service.usecases.admin import create_api_key, create_clinic, create_organisation
 from service.usecases.errors import OperationFailed
@@ -44,9 +44,13 @@ def seed_demo(services: Services, today: date | None = None) -> dict[str, Any]:
         clinic_id = demo_id(f"clinic:{name}")
         create_clinic(directory, organisation_id, name, clinic_id)
         clinic_keys.append(_ensure_key(services, organisation_id, f"{name} key", clinic_id))
-    root_key_id = _ensure_key(services, organisation_id, "Demo root key", None, is_root=True)
-    secret = new_secret()  # the old one stops working now
-    directory.replace_api_key_secret(root_key_id, display_prefix(secret), hash_secret(secret))
+    # A root key of this run's own: a secret is stored only as a hash, so the ones printed
+    # by earlier runs cannot be printed again, and they keep working.
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    root, secret = create_api_key(
+        directory, organisation_id, f"Demo root key ({made})", is_root=True
+    )
+    root_key_id = root.id
     report = _import_demo_usage(services, clinic_keys, today)
     return {
         "organisation_id": str(organisation_id),

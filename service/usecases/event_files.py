@@ -64,9 +64,15 @@ def read_jsonl(stream: BinaryIO) -> Iterator[NumberedLine]:
                 json.loads(line, object_pairs_hook=_object_without_repeats)
             yield number, event_from_json(obj)
         except (ValueError, RecursionError):  # orjson's and json's decode errors included
-            yield number, InvalidEvent("not valid JSON (or not UTF-8)")
+            yield number, InvalidEvent(_not_json(number, line))
         except InvalidEvent as reason:
             yield number, reason
+
+
+def _not_json(number: int, line: bytes) -> str:
+    if number == 1 and b"event_id" in line and b"," in line and not line.lstrip().startswith(b"{"):
+        return "not valid JSON: this looks like a CSV header; import CSV with --format csv"
+    return "not valid JSON (or not UTF-8)"
 
 
 def _may_repeat_a_field(line: bytes, obj: dict) -> bool:

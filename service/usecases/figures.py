@@ -2,7 +2,7 @@
 
 Cache-aside: figures come from the rollup cache where it holds them and from one SQL read
 for the rest, which then fills the cache under a lease; without a usable cache, from one
-SQL read for the range (README, "The rollup cache").
+SQL read for the range (docs/design.md, "The rollup cache").
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ class ImportReport:
     inserted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    pending_invalidations: bool = False  # the cache has not been told of everything yet
 
     def as_json(self) -> dict[str, int]:
         return {
@@ -121,7 +122,7 @@ def import_events(
     except ImportFailed as failure:
         failure.report = report
         raise
-    invalidations.replay(services)
+    report.pending_invalidations = not invalidations.replay(services)
     return report
 
 

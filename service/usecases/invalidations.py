@@ -1,4 +1,4 @@
-"""Delivering committed invalidations to the cache: the outbox (README, "The rollup cache").
+"""Delivering committed invalidations to the cache: the outbox (docs/design.md, "The rollup cache").
 
 An import records the (key, day) pairs it changed in the outbox in the transaction that
 changes them; after the commit they are delivered (the cache forgets those days) and only

@@ -2,7 +2,7 @@
 keys, figures per key or per clinic in pages. Exact in every zone: each bucket is read off
 the day totals and the running sums at its edges (service/domain/reports.py), from the
 rollup cache where it holds them and from SQL for the rest, which then fills the cache
-under the same leases as the daily figures (README, "The rollup cache")."""
+under the same leases as the daily figures (docs/design.md, "The rollup cache")."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from service.domain.reports import (
 )
 from service.domain.time_buckets import BucketPlan, OutsideZoneRules, plan
 from service.observability import metrics
+from service.usecases.admin import require_organisation
 from service.usecases.figures import delivered_pending, target_key
 from service.usecases.ports import CacheUnavailable, Services
 
@@ -90,6 +91,13 @@ def report(
         groups = _groups(query.group_by, keys, per_scope)
         _page(services, result, groups, prepared.after, every_group)
     return result
+
+
+def principal_of(services: Services, organisation_id: UUID) -> Principal:
+    """The organisation as the command line asks for it: a root key's view, no key needed."""
+    require_organisation(services.directory, organisation_id)
+    pending = bool(services.ledger.pending_invalidation_ids(organisation_id))
+    return Principal(organisation_id, organisation_id, is_root=True, cache_pending=pending)
 
 
 def _selected_keys(

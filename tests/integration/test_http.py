@@ -1,4 +1,4 @@
-"""What every response shares (README, "The API" and "Operations"):
+"""What every response shares (README, "The API"; docs/operations.md):
 request ids, problem details for unknown routes and wrong methods, a 500 that leaks nothing,
 and the liveness and readiness endpoints, Postgres or Redis up or not."""
 

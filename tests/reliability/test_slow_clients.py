@@ -1,7 +1,8 @@
 """Slow clients cannot take the service down in the topology documented for production
-(README, "What may face the internet"): the shipped nginx front proxy in front of gunicorn
-with the shipped config. Hundreds of connections trickle header lines or body bytes while a
-probe asks for /healthz and a 31-day query: every probe is answered within a second.
+(docs/operations.md, "What may face the internet"): the shipped nginx front proxy in front
+of gunicorn with the shipped config. Hundreds of connections trickle header lines or body
+bytes while a probe asks for /healthz and a 31-day query: every probe is answered within a
+second.
 
 RELIABILITY_SECONDS (default 8) sets the length of the run; `make soak` runs it long."""
 

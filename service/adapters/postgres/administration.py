@@ -175,12 +175,6 @@ class PostgresDirectory:
         assert info is not None
         return info
 
-    def replace_api_key_secret(self, api_key_id: UUID, prefix: str, secret_hash: bytes) -> bool:
-        return self._changed_one(
-            "UPDATE api_keys SET prefix = %s, secret_hash = %s, revoked_at = NULL WHERE id = %s",
-            (prefix, secret_hash, api_key_id),
-        )
-
     def revoke_api_key(self, api_key_id: UUID) -> datetime | None:
         """The key's revocation time (kept from an earlier revoke), or None for an unknown
         key."""

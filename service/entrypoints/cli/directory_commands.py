@@ -13,6 +13,9 @@ PROVIDER_ID = Rule("provider_id", check_provider_id)
 ORG = click.option(
     "--org", "organisation_id", type=click.UUID, required=True, help="Organisation id."
 )
+ANY_ORG = click.option(
+    "--org", "organisation_id", type=click.UUID, help="Only this organisation's."
+)
 
 org_group = Commands("org", help="Manage organisations.")
 
@@ -22,6 +25,12 @@ org_group = Commands("org", help="Manage organisations.")
 def org_create(name: str) -> None:
     """Create an organisation and print its id."""
     emit(admin.create_organisation(services().directory, name))
+
+
+@org_group.command("list")
+def org_list() -> None:
+    """Print every organisation, oldest first."""
+    emit(admin.list_organisations(services().directory))
 
 
 provider_group = Commands(
@@ -40,6 +49,13 @@ def provider_create(organisation_id, provider_id: str | None, name: str | None) 
     emit(admin.create_provider(services().directory, organisation_id, provider_id, name))
 
 
+@provider_group.command("list")
+@ANY_ORG
+def provider_list(organisation_id) -> None:
+    """Print the provider ids (of every organisation, or one), oldest first."""
+    emit(admin.list_providers(services().directory, organisation_id))
+
+
 clinic_group = Commands("clinic", help="Manage clinics.")
 
 
@@ -49,6 +65,13 @@ clinic_group = Commands("clinic", help="Manage clinics.")
 def clinic_create(organisation_id, name: str) -> None:
     """Create a clinic of an organisation."""
     emit(admin.create_clinic(services().directory, organisation_id, name))
+
+
+@clinic_group.command("list")
+@ORG
+def clinic_list(organisation_id) -> None:
+    """Print an organisation's clinics, oldest first."""
+    emit(admin.list_clinics(services().directory, organisation_id))
 
 
 key_group = Commands("key", help="Manage API keys.")
@@ -67,6 +90,14 @@ def key_create(organisation_id, name: str, clinic_id, is_root: bool) -> None:
         services().directory, organisation_id, name, clinic_id=clinic_id, is_root=is_root
     )
     emit(admin.key_with_secret(key, secret))
+    click.echo("Keep the secret now: it is shown this once, and only its hash is stored.", err=True)
+
+
+@key_group.command("list")
+@ORG
+def key_list(organisation_id) -> None:
+    """Print an organisation's API keys (never their secrets), oldest first."""
+    emit(admin.list_keys(services().directory, organisation_id))
 
 
 @key_group.command("revoke")

@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import click
+from marshmallow import ValidationError
 
-from service.entrypoints.cli.base import Commands, emit, services
-from service.usecases import event_files, imports
+from schemas.usage_analytics import GROUP_BY, UsageAnalyticsRequest
+from service.domain.errors import QueryRefused
+from service.domain.figures import UsageQuery
+from service.domain.reports import ReportQuery
+from service.domain.time_buckets import GRANULARITIES
+from service.entrypoints.cli.base import Commands, emit, one_line, services
+from service.entrypoints.report_formats import csv_body, table_text
+from service.usecases import event_files, imports, reports
+from service.usecases.figures import usage_for_range
 from service.usecases.imports import ImportFailed
 
-usage_group = Commands("usage", help="Import usage events.")
+usage_group = Commands("usage", help="Import usage events, and report the figures.")
 
 
 @usage_group.command("import")
@@ -48,6 +56,87 @@ def usage_import(ctx: click.Context, file: BinaryIO, fmt: str | None, batch_size
         emit(failure.report.as_json())
         raise
     emit(report.as_json())
+    if report.pending_invalidations:
+        click.echo(
+            "The cache has not been told of these events yet (REDIS_URL is empty here, Redis "
+            "did not answer, or no server reads it): servers answer the days they touch from "
+            "Postgres, exactly, until a server or the next import tells the cache.",
+            err=True,
+        )
     if report.rejected:
-        click.echo(f"{report.rejected} line(s) rejected; the others were imported.", err=True)
+        if report.inserted + report.duplicates == 0:
+            outcome = "no line was imported"
+        else:
+            outcome = f"{report.inserted} imported, {report.duplicates} seen before"
+        click.echo(f"{report.rejected} line(s) rejected; {outcome}.", err=True)
         ctx.exit(1)
+
+
+@usage_group.command("report")
+@click.option("--org", "organisation_id", type=click.UUID, required=True, help="Organisation id.")
+@click.option("--start", required=True, help="First day, YYYY-MM-DD (in --time-zone).")
+@click.option("--end", required=True, help="Last day, YYYY-MM-DD (included).")
+@click.option("--key", "api_key_id", help="Only this key of the organisation.")
+@click.option("--time-zone", help="An IANA time zone, such as America/New_York (default UTC).")
+@click.option("--granularity", type=click.Choice(GRANULARITIES), help="Buckets (default day).")
+@click.option("--group-by", type=click.Choice(GROUP_BY), help="Figures per key or per clinic.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "table"]),
+    default="json",
+    show_default=True,
+    help="The API's JSON answer, its CSV, or a table for a terminal.",
+)
+def usage_report(
+    organisation_id,
+    start: str,
+    end: str,
+    api_key_id: str | None,
+    time_zone: str | None,
+    granularity: str | None,
+    group_by: str | None,
+    fmt: str,
+) -> None:
+    """Print the figures the API would answer for an organisation, under the same rules and
+    limits (every group, no pages)."""
+    options = {"time_zone": time_zone, "granularity": granularity, "group_by": group_by}
+    given = {name: value for name, value in options.items() if value is not None}
+    body = {"start_date": start, "end_date": end, "api_key_id": api_key_id, **given}
+    settings = services().settings
+    try:
+        loaded = UsageAnalyticsRequest(max_range_days=settings.max_range_days).load(body)
+    except ValidationError as error:
+        raise click.UsageError(one_line(_first_problem(error.normalized_messages()))) from None
+    try:
+        principal = reports.principal_of(services(), organisation_id)
+        if fmt == "json" and not given:
+            query = UsageQuery(loaded["start_date"], loaded["end_date"], api_key_id)
+            emit(usage_for_range(services(), principal, query).as_json())
+            return
+        prepared = reports.prepare(services(), ReportQuery.from_body(loaded))
+        result = reports.report(services(), principal, prepared, every_group=True)
+    except QueryRefused as refused:
+        raise click.ClickException(refused.detail) from None
+    if fmt == "json":
+        emit(result.as_json())
+    elif fmt == "csv":
+        click.echo(csv_body(result), nl=False)
+    else:
+        click.echo(table_text(result), nl=False)
+
+
+_OPTION_NAMES = {
+    "start_date": "--start",
+    "end_date": "--end",
+    "api_key_id": "--key",
+    "time_zone": "--time-zone",
+    "granularity": "--granularity",
+    "group_by": "--group-by",
+}
+
+
+def _first_problem(messages: dict) -> str:
+    field, found = next(iter(messages.items()))
+    text = found[0] if isinstance(found, list) else str(found)
+    return f"{_OPTION_NAMES.get(field, field)}: {text}"

@@ -80,4 +80,4 @@ def invalid_fields(messages: dict[str, Any]) -> InvalidRequest:
         shown = name if len(name) <= MAX_REPORTED_NAME else name[:MAX_REPORTED_NAME] + "…"
         errors[shown] = [str(m) for m in found] if isinstance(found, list) else [str(found)]
     detail = " ".join(f"{name}: {' '.join(found)}" for name, found in errors.items())
-    return InvalidRequest(errors, f"{InvalidRequest.detail} {detail}")
+    return InvalidRequest(errors, detail)

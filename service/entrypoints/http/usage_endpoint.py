@@ -59,22 +59,8 @@ def usage_analytics() -> Response:
     if wanted == CSV and paged:
         no_pages = ["A CSV answer holds every group: it has no pages."]
         raise invalid_fields(dict.fromkeys(paged, no_pages))
-    prepared = reports.prepare(services, report_query(body))
+    prepared = reports.prepare(services, ReportQuery.from_body(body))
     if wanted is None:
         raise NotAcceptable()
     result = reports.report(services, principal, prepared, every_group=wanted == CSV)
     return csv_response(result) if wanted == CSV else json_response(result.as_json())
-
-
-def report_query(body: dict) -> ReportQuery:
-    return ReportQuery(
-        start=body["start_date"],
-        end=body["end_date"],
-        time_zone=body["time_zone"],
-        granularity=body["granularity"],
-        group_by=body["group_by"],
-        api_key_id=body["api_key_id"],
-        api_key_ids=None if body["api_key_ids"] is None else tuple(body["api_key_ids"]),
-        limit=body["limit"] if body["limit"] is not None else reports.DEFAULT_LIMIT,
-        cursor=body["cursor"],
-    )

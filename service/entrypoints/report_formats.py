@@ -1,0 +1,71 @@
+"""A report written for people and programs other than as JSON: CSV (README, "Query
+options": RFC 4180, CRLF line ends, a header row, one row per bucket with usage, per group
+and bucket when grouped, in the order of the JSON answer; a text cell a spreadsheet would
+run as a formula gets a leading '), and an aligned table for a terminal."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from service.domain.reports import Group, Report
+
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def inert(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def rows(report: Report) -> tuple[list[str], list[list]]:
+    """The header and the rows, in the order of the JSON answer."""
+    group_by = report.query.group_by
+    owner = {"api_key": ["api_key_id", "api_key_name"], "clinic": ["clinic_id", "clinic_name"]}
+    header = ["bucket", *owner.get(group_by or "", []), "tokens", "usage", "stt_duration"]
+    keys = report.plan.keys
+    if group_by is None:
+        found = zip(keys, report.figures, strict=True)
+        return header, [[key, *figures] for key, figures in found if any(figures)]
+    lines = []
+    for group in report.groups or []:
+        names = list(_owner(group))
+        for key, figures in zip(keys, group.figures, strict=True):
+            if any(figures):
+                lines.append([key, *names, *figures])
+    return header, lines
+
+
+def csv_body(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    header, lines = rows(report)
+    writer.writerow(header)
+    for line in lines:
+        writer.writerow([inert(cell) if isinstance(cell, str) else cell for cell in line])
+    return out.getvalue()
+
+
+def table_text(report: Report) -> str:
+    """Columns aligned for a terminal, figures to the right, and a total line."""
+    header, lines = rows(report)
+    total = [sum(f[i] for f in report.figures) for i in range(3)]
+    cells = [header, *[[str(c) for c in line] for line in lines]]
+    cells.append(["total", *[""] * (len(header) - 4), *map(str, total)])
+    widths = [max(len(row[n]) for row in cells) for n in range(len(header))]
+    numeric = len(header) - 3
+    return "".join(
+        "  ".join(
+            cell.rjust(width) if n >= numeric else cell.ljust(width)
+            for n, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        + "\n"
+        for row in cells
+    )
+
+
+def _owner(group: Group) -> tuple[str, str]:
+    if group.api_key is not None:
+        return str(group.api_key.id), group.api_key.name
+    if group.clinic is not None:
+        return group.clinic.id, group.clinic.name
+    return "", ""
