@@ -85,12 +85,13 @@ def post_worker_init(worker):
     """The app is loaded in this worker: open its pool now rather than on the first request,
     mark the Redis it reads as a server's, and deliver any backlog of invalidations."""
     from service.entrypoints.http.conventions import services_of
+    from service.usecases.cache_upkeep import start_serving
     from service.usecases.invalidations import drain_in_background
 
     services = services_of(worker.wsgi)
     services.database.open()
     if services.cache is not None:
-        services.cache.open()
+        start_serving(services)
         drain_in_background(services)
 
 

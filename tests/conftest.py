@@ -20,6 +20,7 @@ from app import create_app
 from config.settings import Settings
 from service.adapters.postgres.migrate import upgrade_database
 from service.entrypoints.http.conventions import services_of
+from service.usecases.cache_upkeep import start_serving
 from service.usecases.ports import Services
 from tests.support.commands import run_command
 from tests.support.orgs import Org, create_org
@@ -76,7 +77,7 @@ def settings(database_url: str) -> Settings:
 def app(settings: Settings):
     application = create_app(settings)
     application.config["TESTING"] = True
-    services_of(application).cache.open()  # as gunicorn's post_worker_init does
+    start_serving(services_of(application))  # as gunicorn's post_worker_init does
     yield application
     services_of(application).close()
 

@@ -6,6 +6,7 @@ a reader's fill (an import's invalidation voids them), and clearing drops leases
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from service.domain.figures import Scope, days_between
 from service.domain.moments import utc_today
 from service.usecases import invalidations
 from service.usecases.errors import CacheDisabled, OperationFailed
-from service.usecases.ports import RollupCache, Services
+from service.usecases.ports import CacheUnavailable, RollupCache, Services
+
+log = logging.getLogger("scrubs.cache")
 
 # About this many organisation-days a batch: enough batches for the readers to share,
 # few enough to keep round trips few.
@@ -100,3 +103,19 @@ def clear(services: Services, organisation_id: UUID | None = None) -> dict:
     if cache.is_read_by_servers():  # else the servers' own cache still holds those days
         services.ledger.forget_invalidations(covered)
     return {"keys_dropped": dropped}
+
+
+def start_serving(services: Services) -> None:
+    """A server's first use of its cache. A Redis its servers have not marked holds nothing
+    they trust (it restarted, or they read another one until now), and it may predate
+    imports that could not reach it: it is cleared, with the pending invalidations it
+    covered, before the servers mark it as theirs."""
+    cache = services.cache
+    if cache is None:
+        return
+    try:
+        if not cache.is_marked():
+            clear(services)
+        cache.open()
+    except CacheUnavailable:  # Redis out: readers go to SQL; the breaker tries again
+        log.warning("the cache could not be opened; serving from Postgres for now")

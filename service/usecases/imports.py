@@ -113,8 +113,9 @@ def import_events(
                     report.inserted += outcome.inserted
                     report.duplicates += outcome.duplicates
                     rejected += len(outcome.rejected)
-                for outcome, session in zip(outcomes, sessions, strict=False):
-                    invalidations.deliver(services, outcome.pending, session.forget_invalidations)
+                # One delivery for the batch: a day both shares touched is forgotten once.
+                pending = [row for outcome in outcomes for row in outcome.pending]
+                invalidations.deliver(services, pending, sessions[0].forget_invalidations)
                 report.read += len(batch)
                 report.rejected += rejected
                 if on_batch is not None:

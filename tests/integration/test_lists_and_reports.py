@@ -132,7 +132,8 @@ def test_a_csv_report_is_the_apis_csv(client, cli, reported):
         BODY | {"group_by": "api_key", "granularity": "month"},
         headers={"Accept": "text/csv"},
     )
-    assert printed.stdout == answered.get_data(as_text=True)
+    # Byte for byte: click's `Result.stdout` would turn the CSV's CRLF line ends into LF.
+    assert printed.stdout_bytes == answered.get_data()
 
 
 def test_a_table_report_lines_up_and_ends_with_the_total(client, cli, reported):

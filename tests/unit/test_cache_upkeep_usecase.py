@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+import fakeredis
 import pytest
 
 from service.domain.figures import DayUsage, Scope, days_between
@@ -15,6 +16,8 @@ from service.usecases.ports import PendingInvalidation
 from tests.unit.fakes import fake_cache, fake_services
 
 TODAY = date(2024, 3, 10)
+ORG_A = uuid.UUID(int=501)
+KEY_A = uuid.UUID(int=502)
 
 
 def services_with(organisations: int):
@@ -114,3 +117,27 @@ def test_without_a_cache_or_with_an_unknown_organisation_nothing_is_done():
         cache_upkeep.warm(plain, TODAY, TODAY, today=TODAY)
     with pytest.raises(CacheDisabled):
         cache_upkeep.clear(plain)
+
+
+def test_a_server_clears_an_unmarked_redis_and_its_covered_backlog_before_marking_it():
+    """Imports ran while no server read this Redis (a bulk load before the first start):
+    their invalidations wait in the outbox, and what commands left in Redis is not to be
+    trusted. The first server to open it clears it and forgets that backlog at once."""
+    server = fakeredis.FakeServer()
+    command = fake_services(fake_cache(server, read_by_servers=False))
+    command.directory.add_key(ORG_A, KEY_A, clinic_id=uuid.uuid4())
+    command.rollups.add(KEY_A, DayUsage(TODAY - timedelta(days=1), 5, 1, 1))
+    cache_upkeep.warm(command, TODAY - timedelta(days=3), TODAY, today=TODAY)  # unmarked Redis
+    for n in range(1, 4):
+        command.ledger.outbox[n] = PendingInvalidation(n, ORG_A, [KEY_A], [TODAY])
+    serving = fake_services(fake_cache(server, read_by_servers=True))
+    serving.ledger.outbox.update(command.ledger.outbox)
+    serving.cache.client.delete(serving.cache.layout.served_mark)  # as before any server
+    cache_upkeep.start_serving(serving)
+    assert serving.ledger.outbox == {}
+    assert serving.cache.is_marked()
+    assert serving.cache.read(Scope(ORG_A), [TODAY - timedelta(days=1)], TODAY).missing == [
+        TODAY - timedelta(days=1)
+    ]
+    cache_upkeep.start_serving(serving)  # marked now: a later worker keeps what is cached
+    assert serving.cache.is_marked()

@@ -77,16 +77,9 @@ def test_days_after_today_are_never_cacheable():
 
 def test_366_days_take_13_or_14_buckets_read_in_one_round_trip(cache, monkeypatch):
     range_ = days(TODAY - timedelta(days=365), 366)
-    round_trips = []
-    real_pipeline = cache.client.pipeline
-
-    def counting_pipeline(*args, **kwargs):
-        round_trips.append(1)
-        return real_pipeline(*args, **kwargs)
-
-    monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
+    round_trips = written(cache, monkeypatch)
     read = cache.read(Scope(ORG), range_, TODAY)
-    assert len(round_trips) == 1
+    assert len(round_trips) == 1 and round_trips[0].count(b"HMGET") in (13, 14)
     assert read.found == {} and read.missing == range_
     assert len(cache.layout.buckets(Scope(ORG), range_, TODAY)) in (13, 14)
 
@@ -301,19 +294,31 @@ def test_running_sums_are_cached_beside_totals_and_forgotten_with_their_day(cach
     assert read.found_points == {(month[9], 74): Figures(9, 1, 1)}
 
 
-def test_one_pipeline_reads_every_scope(cache, monkeypatch):
+def test_one_round_trip_reads_every_scope(cache, monkeypatch):
     scopes = [Scope(ORG, uuid.uuid4()) for _ in range(20)]
     month = days(date(2024, 1, 1), 31)
-    executions = []
-    real_pipeline = cache.client.pipeline
-
-    def counting_pipeline(*args, **kwargs):
-        pipe = real_pipeline(*args, **kwargs)
-        real_execute = pipe.execute
-        pipe.execute = lambda *a, **k: executions.append(1) or real_execute(*a, **k)
-        return pipe
-
-    monkeypatch.setattr(cache.client, "pipeline", counting_pipeline)
+    round_trips = written(cache, monkeypatch)
     reads = cache.read_many(scopes, month, [(month[0], 10)], TODAY)
-    assert executions == [1]
+    assert len(round_trips) == 1 and round_trips[0].count(b"HMGET") == 20
     assert all(read.missing == month and read.missing_points == [(month[0], 10)] for read in reads)
+
+
+def written(cache, monkeypatch) -> list[bytes]:
+    """What each hand-packed round trip of reads sends, from now on."""
+    sent: list[bytes] = []
+    pool = cache.client.connection_pool
+    real = pool.get_connection
+
+    def spying(*args, **kwargs):
+        conn = real(*args, **kwargs)
+        send = conn.send_packed_command
+
+        def recorded(command, *a, **k):
+            sent.append(b"".join(command))
+            return send(command, *a, **k)
+
+        monkeypatch.setattr(conn, "send_packed_command", recorded)
+        return conn
+
+    monkeypatch.setattr(pool, "get_connection", spying)
+    return sent
