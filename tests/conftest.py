@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
+from config.local_stores import TEST_POSTGRES_DEFAULT, TEST_REDIS_DEFAULT
 from config.settings import Settings
 from service.adapters.postgres.migrate import upgrade_database
 from service.entrypoints.http.conventions import services_of
@@ -26,8 +27,9 @@ from tests.support.commands import run_command
 from tests.support.orgs import Org, create_org
 from tests.support.servers import PrivateRedis
 
-SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# `make test` sets these to private servers (config/local_stores.py) when the defaults don't answer.
+SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "").strip() or TEST_POSTGRES_DEFAULT
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip() or TEST_REDIS_DEFAULT
 
 
 def _require_postgres() -> None:

@@ -37,9 +37,13 @@ days, weeks or months, several keys, or figures per key or clinic. `Accept: text
 answers CSV.
 
 Checks run in this order and the first that fails answers, as RFC 9457 problem details:
-1. a header missing or blank (401), 2. unknown provider (400), 3. unknown, revoked or
-foreign key (401), 4. not a root key (403), 5. invalid body (400), 5b. an Accept header
-that allows neither JSON nor CSV (406), 6. a target key of another organisation (403),
+
+1. a header missing or blank (401);
+2. an unknown provider (400);
+3. an unknown, revoked or foreign key (401);
+4. not a root key (403);
+5. an invalid body (400), then an `Accept` header that allows neither JSON nor CSV (406);
+6. a target key of another organisation (403);
 7. a target key unknown or without a clinic (404).
 """
 
@@ -269,6 +273,21 @@ def openapi_document(max_range_days: int = 366) -> dict[str, Any]:
                     "200": {
                         "description": "OpenAPI 3.1.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/docs",
+        operations={
+            "get": {
+                "operationId": "docs",
+                "summary": "This document as a page for people (Swagger UI)",
+                "responses": {
+                    "200": {
+                        "description": "An HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
                     }
                 },
             }
