@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 TODAY = datetime.now(UTC).date()
 DAYS = [TODAY - timedelta(days=n) for n in range(12, 0, -1)] + [TODAY]
 IMPORTERS = 4
-FILES_PER_IMPORTER = 5
+FILES_PER_IMPORTER = 3
 READERS = 4
 
 

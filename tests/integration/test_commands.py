@@ -5,6 +5,7 @@ its JSON on stdout, one line on stderr when it fails, and its exit status (0, 1 
 from __future__ import annotations
 
 import json
+import shlex
 import re
 import uuid
 from datetime import date
@@ -247,6 +248,36 @@ def test_demo_seed_is_idempotent_and_never_breaks_a_curl_line_it_printed(console
     earlier, later = ask(first["root_key_secret"]), ask(second["root_key_secret"])
     assert earlier.status_code == later.status_code == 200
     assert earlier.get_json() == later.get_json() and later.get_json()["total"]["usage"] > 0
+
+
+def test_demo_seed_shows_its_ids_and_a_report_command_that_works(console, client):
+    seeded = console("demo", "seed")
+    assert seeded.returncode == 0
+    told = seeded.stderr.decode()
+    ids = ok(seeded)
+    for key in (ids["organisation_id"], ids["root_key_id"], *ids["clinic_key_ids"]):
+        assert key in told
+    assert ids["curl"] in told.splitlines()
+    assert ids["root_key_secret"] not in told.replace(ids["curl"], "")
+    [line] = [line for line in told.splitlines() if line.startswith("scrubs-analytics usage")]
+    table = console(*shlex.split(line)[1:])
+    assert table.returncode == 0, table.stderr
+    start, end = ids["usage_days"].split("..")
+    answered = client.post(
+        "/api/v1/usage-analytics",
+        headers={
+            "X-Scrubs-Clinic-Api-Key": ids["root_key_secret"],
+            "X-Scrubs-Clinic-Provider": ids["provider_id"],
+        },
+        json={"start_date": start, "end_date": end},
+    ).get_json()["total"]
+    *_, total = table.stdout.decode().splitlines()
+    assert total.split() == [
+        "total",
+        str(answered["tokens"]),
+        str(answered["usage"]),
+        str(answered["stt_duration"]),
+    ]
 
 
 def test_commands_leave_a_json_log_line_at_debug_and_keep_stderr_human_otherwise(console):

@@ -6,7 +6,7 @@ and its repair, then the checks: no valid request failed (but 500/503 problems w
 Postgres was down), the service recovered by itself within seconds, and every tenant's
 figures equal the independent sum of every event whose import returned.
 
-RELIABILITY_SECONDS (default 8) sets the length of each run; `make soak` runs them long.
+RELIABILITY_SECONDS (default 6) sets the length of each run; `make soak` runs them long.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.support.http import http_request
 
 pytestmark = pytest.mark.reliability
 
-SECONDS = float(os.environ.get("RELIABILITY_SECONDS", "8"))
+SECONDS = float(os.environ.get("RELIABILITY_SECONDS", "6"))
 CONNECTIONS = 64
 RECOVERY_SECONDS = 5.0
 TODAY = datetime.now(UTC).date()

@@ -4,7 +4,7 @@ of gunicorn with the shipped config. Hundreds of connections trickle header line
 bytes while a probe asks for /healthz and a 31-day query: every probe is answered within a
 second.
 
-RELIABILITY_SECONDS (default 8) sets the length of the run; `make soak` runs it long."""
+RELIABILITY_SECONDS (default 6) sets the length of the run; `make soak` runs it long."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.support.slow_clients import SlowClients
 
 pytestmark = pytest.mark.reliability
 
-SECONDS = float(os.environ.get("RELIABILITY_SECONDS", "8"))
+SECONDS = float(os.environ.get("RELIABILITY_SECONDS", "6"))
 HEADS = BODIES = 120  # 240 slow connections
 PROBE_EVERY = 0.5
 PROBE_LIMIT = 1.0  # seconds

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from flask.cli import ScriptInfo
 
 from config.settings import Settings, SettingsError
 from service.bootstrap import command_services, storage_failure
 from service.domain.errors import RuleBroken
-from service.entrypoints.http.conventions import services_of
 from service.usecases.errors import OperationFailed
 from service.usecases.ports import Services
 
@@ -80,6 +78,13 @@ def settings_of(root: click.Context) -> Settings:
     `flask --app app …`, else the environment's."""
     if isinstance(root.obj, Settings):
         return root.obj
+    if root.obj is None:
+        return Settings.from_env()
+    # Only under `flask --app app …`: the scrubs-analytics script never loads Flask.
+    from flask.cli import ScriptInfo
+
+    from service.entrypoints.http.conventions import services_of
+
     if isinstance(root.obj, ScriptInfo):
         return services_of(root.obj.load_app()).settings
     return Settings.from_env()

@@ -67,4 +67,20 @@ def demo_seed() -> None:
     """Create (or refresh) the demo organisation and its usage; print a working curl line."""
     result = seed_demo(services())
     emit(result)
-    click.echo(f"\nOnce gunicorn is listening, try:\n\n{result['curl']}\n", err=True)
+    click.echo(demo_summary(result), err=True)
+
+
+def demo_summary(seeded: dict) -> str:
+    """The demo's ids and two ways to see its figures, for the person who ran it."""
+    start, end = seeded["usage_days"].split("..")
+    clinic_keys = "\n".join(f"  clinic key     {key}" for key in seeded["clinic_key_ids"])
+    return (
+        f"\nDemo organisation {seeded['organisation_id']} (provider {seeded['provider_id']!r}),"
+        f" usage on {start}..{end}:\n"
+        f"  root key       {seeded['root_key_id']} (its secret is in the curl line below)\n"
+        f"{clinic_keys}\n\n"
+        f"Once gunicorn is listening, try:\n\n{seeded['curl']}\n\n"
+        "or, without the server:\n\n"
+        f"scrubs-analytics usage report --org {seeded['organisation_id']}"
+        f" --start {start} --end {end} --granularity month --format table\n"
+    )
