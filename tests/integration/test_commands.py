@@ -5,8 +5,8 @@ its JSON on stdout, one line on stderr when it fails, and its exit status (0, 1 
 from __future__ import annotations
 
 import json
-import shlex
 import re
+import shlex
 import uuid
 from datetime import date
 
