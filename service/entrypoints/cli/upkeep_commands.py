@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,6 +61,7 @@ def _progress_bar(organisation_id: UUID | None) -> Iterator[Callable[[int], None
         yield bar.update
 
 
+PROGRAM = "scrubs-analytics"
 demo_group = Commands("demo", help="Demo data.")
 
 
@@ -68,6 +71,12 @@ def demo_seed() -> None:
     result = seed_demo(services())
     emit(result)
     click.echo(demo_summary(result), err=True)
+
+
+def program() -> str:
+    """The command as this one was run (`.venv/bin/scrubs-analytics` under `make run`)."""
+    invoked = sys.argv[0]
+    return shlex.quote(invoked) if os.path.basename(invoked) == PROGRAM else PROGRAM
 
 
 def demo_summary(seeded: dict) -> str:
@@ -81,6 +90,6 @@ def demo_summary(seeded: dict) -> str:
         f"{clinic_keys}\n\n"
         f"Once gunicorn is listening, try:\n\n{seeded['curl']}\n\n"
         "or, without the server:\n\n"
-        f"scrubs-analytics usage report --org {seeded['organisation_id']}"
+        f"{program()} usage report --org {seeded['organisation_id']}"
         f" --start {start} --end {end} --granularity month --format table\n"
     )
