@@ -6,6 +6,8 @@ connection instead of one of gunicorn's threads.
     python -m config.front_proxy --listen 0.0.0.0:8080 --upstream 127.0.0.1:8000
     python -m config.front_proxy --listen 0.0.0.0:8080 --upstream 127.0.0.1:8000 -- \\
         gunicorn -c config/gunicorn.conf.py app:app          # both; stops both
+    python -m config.front_proxy --listen 0.0.0.0:8080 \\
+        --upstream 127.0.0.1:8001 --upstream 127.0.0.1:8002   # a load balancer of two
     python -m config.front_proxy --check                      # render and run nginx -t
 
 The rendered config, pid file and temporary files live in a private runtime directory;
@@ -35,7 +37,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 @dataclass
 class FrontProxy:
     listen: str  # host:port nginx listens on
-    upstream: str  # host:port (or unix:/path) of gunicorn
+    upstream: str | list[str]  # host:port (or unix:/path) of gunicorn; a list for several
     runtime_dir: str | None = None  # made, and removed at stop, when None
     header_timeout: str = "10s"  # the whole request head
     body_timeout: str = "10s"  # between two reads of the body
@@ -49,6 +51,10 @@ class FrontProxy:
     process: subprocess.Popen | None = field(default=None, init=False)
     _made_dir: bool = field(default=False, init=False)
 
+    @property
+    def upstreams(self) -> list[str]:
+        return [self.upstream] if isinstance(self.upstream, str) else list(self.upstream)
+
     def render(self) -> str:
         assert self.runtime_dir
         if os.geteuid() == 0:
@@ -59,9 +65,14 @@ class FrontProxy:
         real_ip = [f"    set_real_ip_from {cidr};" for cidr in self.trusted_proxies]
         if real_ip:
             real_ip += ["    real_ip_header X-Forwarded-For;", "    real_ip_recursive on;"]
+        # One instance is never marked down (nginx would have nowhere to send a request);
+        # with several, an instance that refuses a connection is skipped for 2 s.
+        health = "max_fails=0" if len(self.upstreams) == 1 else "max_fails=1 fail_timeout=2s"
         values = {
             "LISTEN": self.listen,
-            "UPSTREAM": self.upstream,
+            "UPSTREAM_SERVERS": "\n".join(
+                f"        server {address} {health};" for address in self.upstreams
+            ),
             "RUNTIME_DIR": self.runtime_dir,
             "USER_DIRECTIVE": user,
             "ACCESS_LOG": "/dev/stdout json" if self.access_log else "off",
@@ -152,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--listen", default=os.environ.get("PROXY_LISTEN", "127.0.0.1:8080"))
-    parser.add_argument("--upstream", default=os.environ.get("PROXY_UPSTREAM", "127.0.0.1:8000"))
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        metavar="HOST:PORT",
+        help="a gunicorn instance; repeat for several (default: PROXY_UPSTREAM, comma-separated,"
+        " else 127.0.0.1:8000)",
+    )
     parser.add_argument("--runtime-dir", default=os.environ.get("PROXY_RUNTIME_DIR"))
     parser.add_argument("--conn-per-client", type=int, default=256)
     parser.add_argument("--limit-exempt", action="append", default=[], metavar="CIDR")
@@ -162,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     proxy = FrontProxy(
         listen=options.listen,
-        upstream=options.upstream,
+        upstream=options.upstream
+        or os.environ.get("PROXY_UPSTREAM", "127.0.0.1:8000").replace(" ", "").split(","),
         runtime_dir=options.runtime_dir,
         conn_per_client=options.conn_per_client,
         limit_exempt=options.limit_exempt,
@@ -190,7 +208,8 @@ def _serve(proxy: FrontProxy, command: list[str]) -> int:
             child.terminate()
             child.wait()
         raise
-    print(f"front proxy: nginx on {proxy.listen} -> {proxy.upstream}", file=sys.stderr)
+    upstreams = ", ".join(proxy.upstreams)
+    print(f"front proxy: nginx on {proxy.listen} -> {upstreams}", file=sys.stderr)
     status = 0
     while not received:
         assert proxy.process is not None

@@ -29,7 +29,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.reliability.conftest import Stack, plan_for, rss_kib
+from tests.e2e.metrics import requests_answered
+from tests.reliability.conftest import INSTANCES, WORKERS, Stack, plan_for, rss_kib
 from tests.support.events import Event, expected_deltas, make_events, write_jsonl
 from tests.support.http import http_request
 
@@ -293,9 +294,24 @@ def test_a_worker_killed_under_load(stack, seeded):
     outcome = run_under_load(stack, seeded[0], fault=kill_a_worker)
     check(stack, seeded, outcome, "a gunicorn worker killed (SIGKILL)")
     deadline = time.monotonic() + 10
-    while len(stack.worker_pids()) < 2 and time.monotonic() < deadline:
+    while len(stack.worker_pids()) < INSTANCES * WORKERS and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(stack.worker_pids()) == 2, "gunicorn replaced the worker"
+    assert len(stack.worker_pids()) == INSTANCES * WORKERS, "gunicorn replaced the worker"
+
+
+def test_an_instance_stopped_and_started_under_load(stack, seeded):
+    """One of the two instances behind the load balancer goes away (a deploy, a crash of its
+    machine) and comes back: nginx sends its requests to the other meanwhile."""
+    stopped = stack.instances[0]
+    api = "/api/v1/usage-analytics"
+    answered = [requests_answered(instance.url, route=api) for instance in stack.instances]
+    outcome = run_under_load(stack, seeded[0], fault=stopped.stop, heal=stopped.start)
+    check(stack, seeded, outcome, "one of two instances stopped, then started")
+    after = [requests_answered(instance.url, route=api) for instance in stack.instances]
+    # The restarted instance counts afresh (a new metrics directory at each start).
+    REPORT[-1]["answered_per_instance"] = [after[0], after[1] - answered[1]]
+    assert after[0] > 0, "the restarted instance serves again"
+    assert after[1] - answered[1] > 0
 
 
 def committed_events(stack: Stack, prefix: str) -> int:
