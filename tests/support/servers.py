@@ -86,6 +86,139 @@ class PrivateRedis:
             self.process.send_signal(signal.SIGCONT)
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10_000 > 65_535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+
+
+class ClusterNode(PrivateRedis):
+    """One redis-server of a PrivateRedisCluster: it keeps its node id and slots across a
+    restart (its nodes.conf is in its own directory)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_cluster_port()
+        self.workdir = workdir / f"node-{self.port}"
+        self.workdir.mkdir(parents=True)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+                *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                # A master silent this long is failed over to its replica.
+                *("--cluster-node-timeout", str(PrivateRedisCluster.NODE_TIMEOUT_MS)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.wait_until(lambda client: client.ping(), "start")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    def wait_until(self, ready, what: str, timeout: float = 20) -> None:
+        client = self.client()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                with suppress(redis.RedisError):
+                    if ready(client):
+                        return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis cluster node {self.port} did not {what}")
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+    def role(self) -> str:
+        client = self.client()
+        try:
+            return client.role()[0].decode()
+        finally:
+            client.close()
+
+
+class PrivateRedisCluster:
+    """A Redis Cluster of the test's own: MASTERS masters with a replica each, on free
+    ports, made with `redis-cli --cluster create`. `url` names one node (the client finds
+    the others); nodes can be killed, paused and restarted one by one."""
+
+    MASTERS = 3
+    NODE_TIMEOUT_MS = 1000
+
+    def __init__(self, workdir: Path) -> None:
+        self.nodes = [ClusterNode(Path(workdir)) for _ in range(2 * self.MASTERS)]
+        self.url = self.nodes[0].url
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        ran = subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        if ran.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"redis-cli --cluster create failed: {ran.stdout[-2000:]!r}")
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        """Until every running node says the cluster is ok and sees every slot served."""
+        for node in self.nodes:
+            if node.process is not None:
+                node.wait_until(
+                    lambda client: client.cluster("info")["cluster_state"] == "ok",
+                    "see the cluster healthy",
+                    timeout,
+                )
+
+    def masters(self) -> list[ClusterNode]:
+        return [node for node in self.nodes if node.process is not None and node.role() == "master"]
+
+    def node_of(self, key: str) -> ClusterNode:
+        """The master that serves this key's slot now."""
+        client = self.nodes[0].client()
+        try:
+            slot = client.cluster("keyslot", key)
+        finally:
+            client.close()
+        for node in self.masters():
+            client = node.client()
+            try:
+                for start, end, *_ in client.cluster("slots"):
+                    if start <= slot <= end and _ and _[0][1] == node.port:
+                        return node
+            finally:
+                client.close()
+        raise LookupError(f"no master serves slot {slot}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 class PrivatePostgres:
     """initdb + pg_ctl as the postgres user (Postgres refuses to run as root)."""
 
