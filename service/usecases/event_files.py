@@ -63,10 +63,10 @@ def read_jsonl(stream: BinaryIO) -> Iterator[NumberedLine]:
             if isinstance(obj, dict) and _may_repeat_a_field(line, obj):
                 json.loads(line, object_pairs_hook=_object_without_repeats)
             yield number, event_from_json(obj)
+        except InvalidEvent as reason:  # a ValueError too: caught first, its reason kept
+            yield number, reason
         except (ValueError, RecursionError):  # orjson's and json's decode errors included
             yield number, InvalidEvent(_not_json(number, line))
-        except InvalidEvent as reason:
-            yield number, reason
 
 
 def _not_json(number: int, line: bytes) -> str:
