@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from service.domain.keys import UUID_TEXT
 from service.domain.time_buckets import GRANULARITIES, MAX_HOUR_DAYS
 from service.domain.time_zones import is_zone
 
@@ -42,7 +44,9 @@ class TimeZone(fields.String):
 
 
 def distinct(values: list[str]) -> None:
-    if len(set(values)) != len(values):
+    """Distinct keys: ids that differ only in the case of their hex digits name one key."""
+    named = {UUID(value) if UUID_TEXT.fullmatch(value) else value for value in values}
+    if len(named) != len(values):
         raise ValidationError("The ids must be distinct.")
 
 

@@ -327,6 +327,7 @@ def test_csv_answers_hold_the_same_figures(client, world, name, granularity, sta
 # --- the rules of the options (check 5), 406, and checks 6-7 for several keys ------------
 
 BASE = {"start_date": "2024-03-01", "end_date": "2024-03-31"}
+ONE_KEY = str(uuid.uuid4())
 
 
 @pytest.mark.parametrize(
@@ -349,6 +350,7 @@ BASE = {"start_date": "2024-03-01", "end_date": "2024-03-31"}
         ({"api_key_ids": []}, "api_key_ids"),
         ({"api_key_ids": [str(uuid.uuid4()) for _ in range(101)]}, "api_key_ids"),
         ({"api_key_ids": ["same", "same"]}, "api_key_ids"),
+        ({"api_key_ids": [ONE_KEY, ONE_KEY.upper()]}, "api_key_ids"),  # one key, twice
         ({"api_key_ids": "one-id"}, "api_key_ids"),
         ({"api_key_ids": [""]}, "api_key_ids"),
         ({"group_by": "api_key", "limit": 0}, "limit"),
