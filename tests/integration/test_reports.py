@@ -370,6 +370,13 @@ def test_an_option_out_of_its_rule_is_400_invalid_request(client, org, options, 
     assert field in body["errors"], body
 
 
+def test_a_bad_item_of_api_key_ids_is_named_by_its_index(client, org):
+    response = api_request(client, org, BASE | {"api_key_ids": [str(uuid.uuid4()), 7]})
+    body = assert_problem(response, "invalid_request")
+    assert body["errors"]["api_key_ids"] == ["item 1: Not a valid string."]
+    assert body["detail"] == "api_key_ids: item 1: Not a valid string."
+
+
 def test_hours_may_span_31_days_and_no_more(client, org):
     thirty_one = BASE | {"granularity": "hour", "time_zone": "Asia/Kolkata"}
     assert api_request(client, org, thirty_one).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Request
@@ -78,6 +79,20 @@ def invalid_fields(messages: dict[str, Any]) -> InvalidRequest:
     errors: dict[str, list[str]] = {}
     for name, found in list(messages.items())[:MAX_REPORTED_FIELDS]:
         shown = name if len(name) <= MAX_REPORTED_NAME else name[:MAX_REPORTED_NAME] + "…"
-        errors[shown] = [str(m) for m in found] if isinstance(found, list) else [str(found)]
+        errors[shown] = list(_messages(found))
     detail = " ".join(f"{name}: {' '.join(found)}" for name, found in errors.items())
     return InvalidRequest(errors, detail)
+
+
+def _messages(found: Any) -> Iterator[str]:
+    """A field's messages as sentences: a list item's are prefixed with its index (marshmallow
+    gives {index: [messages]} for them), never a Python repr."""
+    if isinstance(found, dict):
+        for index, inner in found.items():
+            for message in _messages(inner):
+                yield f"item {index}: {message}"
+    elif isinstance(found, list | tuple):
+        for inner in found:
+            yield from _messages(inner)
+    else:
+        yield str(found)
