@@ -6,12 +6,16 @@ at start and removed at exit (service/observability/metrics_directories.py).
 """
 
 import os
+import sys
 from pathlib import Path
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from service.observability import metrics_directories
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except SettingsError as problem:  # one line naming the variable, as the commands print it
+    sys.exit(f"Error: {problem}")
 METRICS_DIR = metrics_directories.new_instance_directory(
     Path(_settings.metrics_base_directory), _settings.database_name
 )
@@ -20,7 +24,7 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 bind = _settings.bind
 workers = _settings.web_concurrency
-# Measured against sync workers with wrk at 64 connections (README, "Worker class"):
+# Measured against sync workers with wrk at 64 connections (docs/operations.md, "Worker class"):
 # threads overlap the Postgres and Redis round trips and keep connections alive.
 worker_class = "gthread"
 threads = _settings.web_threads

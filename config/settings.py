@@ -107,7 +107,7 @@ class Settings:
 
 
 def default_workers() -> int:
-    """One gthread worker per core and one more (see README, "Worker class")."""
+    """One gthread worker per core and one more (docs/operations.md, "Worker class")."""
     return (os.cpu_count() or 1) + 1
 
 

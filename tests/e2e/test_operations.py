@@ -171,3 +171,19 @@ def test_readiness_checks_that_overlap_all_answer_200(server):
         body for status, body in answers if status != 200
     ][:3]
     assert all(body["postgres"]["ok"] for _, body in answers)
+
+
+def test_gunicorn_with_a_setting_it_cannot_use_stops_in_one_line():
+    """As the commands do (README, "Configuration"): a line naming the variable, no trace."""
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    ran = subprocess.run(
+        [str(gunicorn), "-c", "config/gunicorn.conf.py", "app:app"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={"PATH": "/usr/bin:/bin", "MAX_RANGE_DAYS": "abc", "BIND": "127.0.0.1:1"},
+        capture_output=True,
+        timeout=30,
+    )
+    assert ran.returncode == 1
+    assert ran.stderr.decode().splitlines() == [
+        "Error: MAX_RANGE_DAYS must be a positive whole number, got 'abc'"
+    ]

@@ -29,7 +29,7 @@ COMMAND_GROUPS = (
 
 cli = click.Group(
     "scrubs-analytics",
-    help="Administration, usage import and cache warming for the usage-analytics service.",
+    help="Administration, usage import, reports and cache upkeep for the usage-analytics service.",
     commands=COMMAND_GROUPS,
 )
 
