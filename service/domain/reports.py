@@ -13,9 +13,10 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import Any, NamedTuple
 
 from service.domain.figures import DayUsage
@@ -36,7 +37,33 @@ class Figures(NamedTuple):
 
 
 NOTHING = Figures(0, 0, 0)
+NO_USAGE = DayUsage(date.min, 0, 0, 0)  # stands for a day missing from the totals
 Point = tuple[date, int]  # a UTC day and a quarter-hour 1-95: C(day, quarter) is wanted
+
+
+@dataclass(slots=True)
+class Series:
+    """Figures per bucket of a plan, a list per metric: a report of a hundred keys holds
+    thousands of buckets, which as a tuple each would be as many objects to make, add up,
+    take apart and collect."""
+
+    tokens: list[int]
+    usage: list[int]
+    stt_duration: list[int]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __iter__(self) -> Iterator[Figures]:
+        """Each bucket's figures."""
+        return map(Figures, self.tokens, self.usage, self.stt_duration)
+
+    @property
+    def has_usage(self) -> bool:
+        return any(self.tokens) or any(self.usage) or any(self.stt_duration)
+
+    def total(self) -> Figures:
+        return Figures(sum(self.tokens), sum(self.usage), sum(self.stt_duration))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +117,7 @@ class Cells:
     days: list[date]
     points: list[Point]
     edges: list[tuple[int, Point | None]]  # per edge: its day's index in days, its point
+    daily: bool = False  # bucket i is the whole UTC day days[i]: its figures are that day's
 
 
 def cells_for(plan: BucketPlan) -> Cells:
@@ -107,22 +135,26 @@ def cells_for(plan: BucketPlan) -> Cells:
             edges.append((day - first, point))
         else:
             edges.append((day - first, None))
-    return Cells(days, sorted(points), edges)
+    daily = not points and edges == [(n, None) for n in range(len(days) + 1)]
+    return Cells(days, sorted(points), edges, daily)
 
 
 def bucket_figures(
     cells: Cells, totals: dict[date, DayUsage], points: dict[Point, Figures]
-) -> list[Figures]:
+) -> Series:
     """Each bucket's figures from the day totals and the running sums at the edges (missing
     entries are days or points without usage)."""
+    if cells.daily:
+        _, *columns = zip(*map(totals.get, cells.days, repeat(NO_USAGE)), strict=True)
+        return Series(*map(list, columns))
     prefix = [(0, 0, 0)]  # prefix[i]: the totals of days[:i]
     tokens = usage = stt = 0
     for day in cells.days:
-        found = totals.get(day)
-        if found is not None:
-            tokens += found.tokens
-            usage += found.usage
-            stt += found.stt_duration
+        found_day = totals.get(day)
+        if found_day is not None:
+            tokens += found_day.tokens
+            usage += found_day.usage
+            stt += found_day.stt_duration
         prefix.append((tokens, usage, stt))
     marks = []
     for index, point in cells.edges:
@@ -135,18 +167,15 @@ def bucket_figures(
                 before[2] + running.stt_duration,
             )
         )
-    return [Figures(b[0] - a[0], b[1] - a[1], b[2] - a[2]) for a, b in pairwise(marks)]
+    return Series(*([b - a for a, b in pairwise(column)] for column in zip(*marks, strict=True)))
 
 
-def add(into: list[Figures], more: list[Figures]) -> list[Figures]:
-    return [Figures(a[0] + b[0], a[1] + b[1], a[2] + b[2]) for a, b in zip(into, more, strict=True)]
-
-
-def total_of(figures: list[Figures]) -> Figures:
-    return Figures(
-        sum(f.tokens for f in figures),
-        sum(f.usage for f in figures),
-        sum(f.stt_duration for f in figures),
+def summed(per_scope: list[Series]) -> Series:
+    """Bucket by bucket, the figures of every scope added up."""
+    return Series(
+        list(map(sum, zip(*(series.tokens for series in per_scope), strict=True))),
+        list(map(sum, zip(*(series.usage for series in per_scope), strict=True))),
+        list(map(sum, zip(*(series.stt_duration for series in per_scope), strict=True))),
     )
 
 
@@ -163,7 +192,7 @@ class Group:
     sort_key: str  # the key's or clinic's id; "~" (after every id) for no clinic
     api_key: ApiKeyInfo | None = None
     clinic: Clinic | None = None
-    figures: list[Figures] = field(default_factory=list)
+    figures: Series = field(default_factory=lambda: Series([], [], []))
 
 
 @dataclass(slots=True)
@@ -171,15 +200,19 @@ class Report:
     query: ReportQuery
     plan: BucketPlan
     api_key: ApiKeyInfo | None
-    figures: list[Figures]  # per bucket of the plan, every selected key
+    figures: Series  # per bucket of the plan, every selected key
     groups: list[Group] | None = None  # this page's, with usage, in order
     next_cursor: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        """The 200 body of the API with query options."""
+    def as_json(self, deltas: DeltasWriter | None = None) -> dict[str, Any]:
+        """The 200 body of the API with query options. `deltas` writes each `deltas` object
+        from the bucket keys and the figures (deltas_of, dicts, unless told otherwise)."""
+        deltas = deltas or deltas_of
+        keys = self.plan.keys
         body: dict[str, Any] = {
             "api_key": None if self.api_key is None else describe_key(self.api_key),
-            **_total_and_deltas(self.plan.keys, self.figures),
+            "total": _total(self.figures),
+            "deltas": deltas(keys, self.figures),
             "query": {
                 "time_zone": self.query.time_zone,
                 "granularity": self.query.granularity,
@@ -192,12 +225,26 @@ class Report:
             body["groups"] = [
                 {
                     self.query.group_by: _group_owner(group),
-                    **_total_and_deltas(self.plan.keys, group.figures),
+                    "total": _total(group.figures),
+                    "deltas": deltas(keys, group.figures),
                 }
                 for group in self.groups
             ]
             body["next_cursor"] = self.next_cursor
         return body
+
+
+DeltasWriter = Callable[[list[str], Series], Any]
+
+
+def deltas_of(keys: list[str], figures: Series) -> dict[str, dict[str, int]]:
+    """The API's `deltas`: each bucket with usage, by its key."""
+    found = zip(keys, figures.tokens, figures.usage, figures.stt_duration, strict=True)
+    return {
+        key: {"tokens": tokens, "usage": usage, "stt_duration": stt}
+        for key, tokens, usage, stt in found
+        if tokens or usage or stt
+    }
 
 
 def _group_owner(group: Group) -> dict | None:
@@ -208,20 +255,9 @@ def _group_owner(group: Group) -> dict | None:
     return None
 
 
-def _total_and_deltas(keys: list[str], figures: list[Figures]) -> dict[str, Any]:
-    deltas = {}
-    tokens = usage = stt = 0
-    for key, found in zip(keys, figures, strict=True):
-        if found.tokens or found.usage or found.stt_duration:
-            deltas[key] = {
-                "tokens": found.tokens,
-                "usage": found.usage,
-                "stt_duration": found.stt_duration,
-            }
-            tokens += found.tokens
-            usage += found.usage
-            stt += found.stt_duration
-    return {"total": {"stt_duration": stt, "tokens": tokens, "usage": usage}, "deltas": deltas}
+def _total(figures: Series) -> dict[str, int]:
+    tokens, usage, stt = figures.total()
+    return {"stt_duration": stt, "tokens": tokens, "usage": usage}
 
 
 # --- cursors: the next page of groups, bound to the question and signed by the service ---

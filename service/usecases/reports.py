@@ -10,6 +10,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from uuid import UUID
 
 from service.domain.errors import InvalidRequest
@@ -26,11 +27,12 @@ from service.domain.reports import (
     Point,
     Report,
     ReportQuery,
-    add,
+    Series,
     bucket_figures,
     cells_for,
     make_cursor,
     read_cursor,
+    summed,
 )
 from service.domain.time_buckets import BucketPlan, OutsideZoneRules, plan
 from service.observability import metrics
@@ -80,10 +82,7 @@ def report(
     else:
         scopes = [Scope(principal.organisation_id, key.id) for key in keys]
     per_scope = scope_figures(services, scopes, cells, principal.cache_pending)
-    figures = per_scope[0]
-    for more in per_scope[1:]:
-        figures = add(figures, more)
-    result = Report(query, prepared.plan, None, figures)
+    result = Report(query, prepared.plan, None, summed(per_scope))
     if query.api_key_id is not None:
         result.api_key = keys[0] if keys else None
     if query.group_by is not None:
@@ -114,30 +113,28 @@ def _selected_keys(
     return None
 
 
-def _groups(group_by: str, keys: list[ApiKeyInfo], per_scope: list[list[Figures]]) -> list[Group]:
+def _groups(group_by: str, keys: list[ApiKeyInfo], per_scope: list[Series]) -> list[Group]:
     """The groups with any usage, in their order: by key id, or by clinic id and then the
     keys without a clinic."""
     groups: dict[str, Group] = {}
-    for key, figures in zip(keys, per_scope, strict=True):
-        if group_by == "api_key":
-            groups[str(key.id)] = Group(str(key.id), api_key=key, figures=figures)
-            continue
-        sort_key = NO_CLINIC if key.clinic_id is None else str(key.clinic_id)
-        group = groups.get(sort_key)
-        if group is None:
-            clinic = None
-            if key.clinic_id is not None:
-                clinic = Clinic(str(key.clinic_id), key.clinic_name or "")
-            groups[sort_key] = Group(sort_key, clinic=clinic, figures=figures)
-        else:
-            group.figures = add(group.figures, figures)
-    return [
-        groups[sort_key]
-        for sort_key in sorted(groups)
-        if any(
-            found.tokens or found.usage or found.stt_duration for found in groups[sort_key].figures
-        )
-    ]
+    if group_by == "api_key":
+        for key, figures in zip(keys, per_scope, strict=True):
+            key_id = str(key.id)
+            groups[key_id] = Group(key_id, api_key=key, figures=figures)
+    else:
+        members: dict[str, list[Series]] = {}
+        for key, figures in zip(keys, per_scope, strict=True):
+            sort_key = NO_CLINIC if key.clinic_id is None else str(key.clinic_id)
+            if sort_key not in groups:
+                clinic = None
+                if key.clinic_id is not None:
+                    clinic = Clinic(str(key.clinic_id), key.clinic_name or "")
+                groups[sort_key] = Group(sort_key, clinic=clinic)
+                members[sort_key] = []
+            members[sort_key].append(figures)
+        for sort_key, group in groups.items():
+            group.figures = summed(members[sort_key])
+    return [groups[sort_key] for sort_key in sorted(groups) if groups[sort_key].figures.has_usage]
 
 
 def _page(
@@ -168,57 +165,59 @@ def scope_figures(
     cells: Cells,
     cache_pending: bool = False,
     today: date | None = None,
-) -> list[list[Figures]]:
+) -> list[Series]:
     """Each scope's figures per bucket of the cells' plan."""
     today = today or utc_today()
-    totals: list[dict[date, DayUsage]] = [{} for _ in scopes]
-    points: list[dict[Point, Figures]] = [{} for _ in scopes]
-    missing_days = [list(cells.days) for _ in scopes]
-    missing_points = [list(cells.points) for _ in scopes]
     cache = services.cache
-    lease = None
+    reads = None
     usable = cache is not None and cache.available
     if usable and cache_pending:
         usable = delivered_pending(services, scopes[0].organisation_id)
     if usable:
         assert cache is not None
-        try:
+        with suppress(CacheUnavailable):
             reads = cache.read_many(scopes, cells.days, cells.points, today)
-        except CacheUnavailable:
-            reads = None
-        if reads is not None:
-            later_days = [day for day in cells.days if day > today]
-            later_points = [point for point in cells.points if point[0] > today]
-            for n, read in enumerate(reads):
-                totals[n], points[n] = read.found, read.found_points
-                missing_days[n] = read.missing + later_days
-                missing_points[n] = read.missing_points + later_points
-            cached = sum(len(cells.days) - len(read.missing) for read in reads)
-            metrics.CACHE_DAYS.labels("hit").inc(cached)
-            metrics.CACHE_DAYS.labels("miss").inc(sum(len(read.missing) for read in reads))
-            wanted = [
-                (scope, read.missing, read.missing_points)
-                for scope, read in zip(scopes, reads, strict=True)
-                if read.missing or read.missing_points
-            ]
-            if wanted:
-                with suppress(CacheUnavailable):
-                    lease = cache.lease(wanted, today)
-    fetched_days, fetched_points = _from_sql(services, scopes, missing_days, missing_points)
-    for n in range(len(scopes)):
-        totals[n] = totals[n] | fetched_days[n]
-        points[n] = points[n] | fetched_points[n]
-    if lease is not None:
-        assert cache is not None
-        with suppress(CacheUnavailable):  # the figures are served all the same
-            written = cache.fill(
-                lease,
-                {scope: fetched_days[n] for n, scope in enumerate(scopes)},
-                today,
-                {scope: fetched_points[n] for n, scope in enumerate(scopes)},
-            )
-            metrics.CACHE_FILLED_DAYS.inc(written)
-    return [bucket_figures(cells, totals[n], points[n]) for n in range(len(scopes))]
+    if reads is None:  # no cache, Redis out, or its figures not to be trusted yet
+        every_day, every_point = [cells.days] * len(scopes), [cells.points] * len(scopes)
+        totals, points = _from_sql(services, scopes, every_day, every_point)
+        return list(map(partial(bucket_figures, cells), totals, points))
+
+    assert cache is not None
+    totals = [read.found for read in reads]
+    points = [read.found_points for read in reads]
+    missed = sum(len(read.missing) for read in reads)
+    metrics.CACHE_DAYS.labels("hit").inc(len(cells.days) * len(reads) - missed)
+    metrics.CACHE_DAYS.labels("miss").inc(missed)
+    later_days = [day for day in cells.days if day > today]
+    later_points = [point for point in cells.points if point[0] > today]
+    if missed or later_days or later_points or any(read.missing_points for read in reads):
+        missing_days = [read.missing + later_days for read in reads]
+        missing_points = [read.missing_points + later_points for read in reads]
+        wanted = [
+            (scope, read.missing, read.missing_points)
+            for scope, read in zip(scopes, reads, strict=True)
+            if read.missing or read.missing_points
+        ]
+        lease = None
+        if wanted:
+            with suppress(CacheUnavailable):
+                lease = cache.lease(wanted, today)
+        fetched_days, fetched_points = _from_sql(services, scopes, missing_days, missing_points)
+        for n in range(len(scopes)):
+            if fetched_days[n]:
+                totals[n] = totals[n] | fetched_days[n]
+            if fetched_points[n]:
+                points[n] = points[n] | fetched_points[n]
+        if lease is not None:
+            with suppress(CacheUnavailable):  # the figures are served all the same
+                written = cache.fill(
+                    lease,
+                    {scope: fetched_days[n] for n, scope in enumerate(scopes)},
+                    today,
+                    {scope: fetched_points[n] for n, scope in enumerate(scopes)},
+                )
+                metrics.CACHE_FILLED_DAYS.inc(written)
+    return list(map(partial(bucket_figures, cells), totals, points))
 
 
 def _from_sql(

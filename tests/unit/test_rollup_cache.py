@@ -9,11 +9,11 @@ from datetime import date, timedelta
 import fakeredis
 import pytest
 
-from service.adapters.redis.layout import Layout, lease_of
+from service.adapters.redis.layout import Layout, lease_of, shared_buckets
 from service.adapters.redis.rollup_cache import RedisRollupCache
 from service.domain.figures import DayUsage, Scope
 from service.domain.reports import Figures
-from service.usecases.ports import CacheUnavailable
+from service.usecases.ports import CacheRead, CacheUnavailable
 
 TODAY = date(2024, 3, 10)
 ORG = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -301,6 +301,67 @@ def test_one_round_trip_reads_every_scope(cache, monkeypatch):
     reads = cache.read_many(scopes, month, [(month[0], 10)], TODAY)
     assert len(round_trips) == 1 and round_trips[0].count(b"HMGET") == 20
     assert all(read.missing == month and read.missing_points == [(month[0], 10)] for read in reads)
+
+
+def test_scopes_read_together_read_as_each_alone(cache):
+    """Scopes share the packing and decoding of a read, not their figures: with days and
+    running sums in the same buckets (the current day's too), cached in full, in part, as
+    empty or not at all, each scope's read is the one it would get alone."""
+    range_ = days(date(2024, 2, 25), 15)  # 2024-02-25 .. 2024-03-10 (TODAY): three buckets
+    points = [(range_[2], 74), (range_[9], 20), (TODAY, 40), (range_[2], 10)]
+    full, part, empty, none = (Scope(ORG, uuid.uuid4()) for _ in range(4))
+    for scope, wanted_days, wanted_points, value in (
+        (full, range_, points, 7),
+        (part, range_[::2], points[1:3], 2**70),  # past 64 bits too
+        (empty, range_, points, 0),
+    ):
+        lease = cache.lease([(scope, wanted_days, wanted_points)], TODAY)
+        figures = {day: usage(day, value + n) for n, day in enumerate(wanted_days) if value}
+        sums = {point: Figures(value, 1, 2) for point in wanted_points if value}
+        cache.fill(lease, {scope: figures}, TODAY, {scope: sums})
+    scopes = [none, full, part, empty, full]
+    together = cache.read_many(scopes, range_, points, TODAY)
+    alone = [cache.read_many([scope], range_, points, TODAY)[0] for scope in scopes]
+    assert together == alone
+    assert together[1].missing == [] and together[1].missing_points == []
+    assert together[1].found[TODAY] == usage(TODAY, 7 + 14)
+    assert together[1].found_points[(range_[2], 10)] == Figures(7, 1, 2)
+    assert together[0].missing == range_ and sorted(together[0].missing_points) == sorted(points)
+    assert together[2].missing == range_[1::2]
+    assert together[2].missing_points == [points[0], points[3]]  # bucket by bucket
+    assert together[2].found[range_[4]] == usage(range_[4], 2**70 + 2)
+    assert together[3].found == {} and together[3].found_points == {}
+    assert together[3].missing == [] and together[3].missing_points == []
+    assert cache.read(part, range_, TODAY) == CacheRead(together[2].found, together[2].missing)
+
+
+def test_days_after_today_are_neither_read_nor_missing(cache):
+    later = days(TODAY + timedelta(days=1), 3)
+    scopes = [Scope(ORG), Scope(ORG, KEY)]
+    reads = cache.read_many(scopes, later, [(later[0], 10)], TODAY)
+    assert reads == [CacheRead({}, [], {}, []), CacheRead({}, [], {}, [])]
+
+
+def test_the_buckets_of_a_range_are_the_same_for_every_scope_but_for_their_prefix():
+    layout = Layout("db")
+    range_ = days(date(2024, 1, 20), 51)  # .. 2024-03-10 (TODAY)
+    points = [(range_[0], 30), (TODAY, 8), (range_[20], 4), (TODAY + timedelta(days=1), 8)]
+    shared = shared_buckets(range_, points, TODAY)
+    assert [bucket.suffix for bucket in shared] == [
+        ":m:2024-01",
+        ":m:2024-02",
+        ":m:2024-03",
+        ":d:2024-03-10",
+    ]
+    for scope in (Scope(ORG), Scope(ORG, KEY)):
+        [prefix] = layout.scope_prefixes([scope])
+        assert prefix == layout.scope_prefix(scope)
+        assert {prefix + bucket.suffix: bucket.days for bucket in shared if bucket.days} == (
+            layout.buckets(scope, range_, TODAY)
+        )
+        assert {prefix + bucket.suffix: bucket.points for bucket in shared if bucket.points} == (
+            layout.point_buckets(scope, points, TODAY)
+        )
 
 
 def written(cache, monkeypatch) -> list[bytes]:

@@ -55,6 +55,19 @@ class Layout:
         owner = "org" if scope.api_key_id is None else f"key:{scope.api_key_id}"
         return self.organisation_prefix(scope.organisation_id) + owner
 
+    def scope_prefixes(self, scopes: Iterable[Scope]) -> list[str]:
+        """The prefix of each scope, each organisation's part built once."""
+        organisations: dict[UUID, str] = {}
+        found = []
+        for scope in scopes:
+            organisation = organisations.get(scope.organisation_id)
+            if organisation is None:
+                organisation = self.organisation_prefix(scope.organisation_id)
+                organisations[scope.organisation_id] = organisation
+            key = scope.api_key_id
+            found.append(f"{organisation}org" if key is None else f"{organisation}key:{key}")
+        return found
+
     def bucket(self, scope: Scope, day: date, today: date) -> str:
         base = self.scope_prefix(scope)
         if day >= today:
@@ -64,41 +77,62 @@ class Layout:
     def point_buckets(
         self, scope: Scope, points: Iterable[Point], today: date
     ) -> dict[str, list[Point]]:
-        """The buckets the cacheable running sums live in: each in its day's bucket. Names
-        are built once per bucket."""
+        """The buckets the cacheable running sums live in: each in its day's bucket."""
         base = self.scope_prefix(scope)
-        found: dict[str, list[Point]] = {}
-        month = None
-        members: list[Point] = []
-        for point in points:
-            day = point[0]
-            if day >= today:
-                if day == today:
-                    found.setdefault(f"{base}:d:{day.isoformat()}", []).append(point)
-                continue
-            if (day.year, day.month) != month:
-                month = (day.year, day.month)
-                members = found.setdefault(f"{base}:m:{day.year:04d}-{day.month:02d}", [])
-            members.append(point)
-        return found
+        return {base + shared.suffix: shared.points for shared in shared_buckets((), points, today)}
 
     def buckets(self, scope: Scope, days: Iterable[date], today: date) -> dict[str, list[date]]:
-        """The buckets the cacheable days live in (days after `today` are not cacheable).
-        Called for every request: names are built once per bucket, not once per day."""
+        """The buckets the cacheable days live in (days after `today` are not cacheable)."""
         base = self.scope_prefix(scope)
-        found: dict[str, list[date]] = {}
+        return {base + shared.suffix: shared.days for shared in shared_buckets(days, (), today)}
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBucket:
+    """Cacheable days and running sums of a range that every scope keeps in one bucket of
+    its own: the bucket's name is the scope's prefix followed by `suffix`."""
+
+    suffix: str  # ":m:2024-01", or ":d:2024-11-24" for the current UTC day
+    days: list[date]
+    points: list[Point]
+
+    @property
+    def fields(self) -> list[bytes]:
+        """The bucket's fields of these days, then of these running sums."""
+        return [*map(field_of, self.days), *map(field_of_point, self.points)]
+
+
+def shared_buckets(
+    days: Iterable[date], points: Iterable[Point], today: date
+) -> list[SharedBucket]:
+    """Where the cacheable days and running sums of a range live, whatever the scope: in
+    the order of their first day, then of their first point (days and points after `today`
+    are not cacheable). Called for every request: each name is built once, not once a day."""
+    found: dict[str, SharedBucket] = {}
+    for wanted, is_day in ((days, True), (points, False)):
         month = None
-        members: list[date] = []
-        for day in days:
+        members: list = []
+        for item in wanted:
+            day = item if is_day else item[0]
             if day >= today:
                 if day == today:
-                    found[f"{base}:d:{day.isoformat()}"] = [day]
+                    members = _shared(found, f":d:{day.isoformat()}", is_day)
+                    members.append(item)
+                    month = None
                 continue
             if (day.year, day.month) != month:
                 month = (day.year, day.month)
-                members = found.setdefault(f"{base}:m:{day.year:04d}-{day.month:02d}", [])
-            members.append(day)
-        return found
+                members = _shared(found, f":m:{day.year:04d}-{day.month:02d}", is_day)
+            members.append(item)
+    return list(found.values())
+
+
+def _shared(found: dict[str, SharedBucket], suffix: str, is_day: bool) -> list:
+    """The days (or points) of the bucket named `suffix`, added empty when new."""
+    shared = found.get(suffix)
+    if shared is None:
+        shared = found[suffix] = SharedBucket(suffix, [], [])
+    return shared.days if is_day else shared.points
 
 
 def lease_of(bucket: str) -> str:

@@ -18,9 +18,13 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from itertools import chain, compress, repeat
+from operator import ne
 from typing import TypeVar
 from uuid import UUID
 
+import orjson
 import pybreaker
 import redis
 from redis.backoff import NoBackoff
@@ -34,6 +38,7 @@ from service.adapters.redis.layout import (
     field_of_point,
     lease_of,
     points_mark_of,
+    shared_buckets,
 )
 from service.domain.figures import DayUsage, Scope
 from service.domain.reports import Figures, Point
@@ -91,13 +96,47 @@ def redis_client(url: str, timeout_ms: int = 200) -> redis.Redis:
 
 def _packed_hmget(key: bytes, fields: list[bytes]) -> bytes:
     """HMGET key fields… in the Redis protocol (RESP)."""
-    head = b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (len(fields) + 2, len(key), key)
-    return head + b"".join(b"$%d\r\n%s\r\n" % (len(field), field) for field in fields)
+    return _packed_hmget_head(key, len(fields)) + _packed_arguments(fields)
 
 
-def _decoded(values: Iterable[bytes]) -> list[int]:
-    """The figures of many cached values at once: one join, one split."""
-    return list(map(int, b" ".join(values).split()))
+def _packed_hmget_head(key: bytes, field_count: int) -> bytes:
+    return b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (field_count + 2, len(key), key)
+
+
+def _packed_arguments(fields: list[bytes]) -> bytes:
+    return b"".join(b"$%d\r\n%s\r\n" % (len(field), field) for field in fields)
+
+
+# A DayUsage from a (day, tokens, usage, stt_duration) tuple, and Figures from a triple, made
+# in C: the named tuples' own constructors are Python functions, and a report of a hundred
+# keys makes thousands of them.
+_day_usage = partial(tuple.__new__, DayUsage)
+_figures = partial(tuple.__new__, Figures)
+# A cached value "t u s" holding a figure of 2^64 or more (20 digits) is at least this long.
+_WIDE_VALUE = 24
+
+
+def _decoded(values: list[bytes]) -> list[int]:
+    """The figures of many cached values at once, in one parse: orjson reads a list of
+    numbers several times faster than int() reads them one by one, but reads a figure of
+    2^64 or more as a float: values long enough to hold one go through int()."""
+    joined = b" ".join(values)
+    if values and max(map(len, values)) >= _WIDE_VALUE:
+        return list(map(int, joined.split()))
+    return orjson.loads(b"[%s]" % joined.replace(b" ", b","))
+
+
+def _with_usage(values: list[bytes | None]) -> list[bool]:
+    """Per cached value: whether it holds figures (not missing, not EMPTY)."""
+    if None in values:
+        return [value is not None and value != EMPTY for value in values]
+    return list(map(ne, values, repeat(EMPTY)))
+
+
+def _missing(wanted: list[T], values: list[bytes | None]) -> list[T]:
+    if None not in values:
+        return []
+    return [item for item, value in zip(wanted, values, strict=True) if value is None]
 
 
 class _BreakerGauge(pybreaker.CircuitBreakerListener):
@@ -210,18 +249,17 @@ class RedisRollupCache:
             metrics.CACHE_UNAVAILABLE.inc()
             raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
 
-    def _hmget_many(self, requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
-        """HMGET each (bucket, fields), packed by hand into one write and read back in one
-        go: for a few hundred buckets the client library's own pipeline costs several times
+    def _hmget_many(self, packed: bytes, replies: int) -> list[list[bytes | None]]:
+        """Send HMGETs packed by hand in one write and read their replies back in one go:
+        for a few hundred buckets the client library's own pipeline costs several times
         more than Redis does. A connection found dead (Redis restarted) is tried once more
         on a fresh one, as the client's own retry would."""
-        packed = b"".join(_packed_hmget(bucket.encode(), fields) for bucket, fields in requests)
         pool = self.client.connection_pool
         for attempt in (1, 2):
             conn = pool.get_connection()
             try:
                 conn.send_packed_command([packed])
-                return [conn.read_response() for _ in requests]
+                return [conn.read_response() for _ in range(replies)]
             except redis.ConnectionError:
                 conn.disconnect()
                 if attempt == 2:
@@ -240,70 +278,71 @@ class RedisRollupCache:
         if not buckets:
             return CacheRead({}, [])
 
-        requests = [
-            (bucket, [field_of(day) for day in bucket_days])
+        packed = b"".join(
+            _packed_hmget(bucket.encode(), list(map(field_of, bucket_days)))
             for bucket, bucket_days in buckets.items()
-        ]
-        missing: list[date] = []
-        with_usage: list[tuple[date, bytes]] = []
-        answers = self._guarded(lambda: self._hmget_many(requests))
-        for bucket_days, values in zip(buckets.values(), answers, strict=True):
-            for day, value in zip(bucket_days, values, strict=True):
-                if value is None:
-                    missing.append(day)
-                elif value != EMPTY:
-                    with_usage.append((day, value))
-        numbers = list(map(int, b" ".join(value for _, value in with_usage).split()))
-        found = {
-            day: DayUsage(day, numbers[3 * n], numbers[3 * n + 1], numbers[3 * n + 2])
-            for n, (day, _) in enumerate(with_usage)
-        }
-        return CacheRead(found, missing)
+        )
+        answers = self._guarded(lambda: self._hmget_many(packed, len(buckets)))
+        cacheable = [day for bucket_days in buckets.values() for day in bucket_days]
+        values = list(chain(*answers))
+        with_usage = _with_usage(values)
+        days_with_usage = list(compress(cacheable, with_usage))
+        numbers = iter(_decoded(list(compress(values, with_usage))))
+        usage = map(_day_usage, zip(days_with_usage, numbers, numbers, numbers, strict=False))
+        found = dict(zip(days_with_usage, usage, strict=True))
+        return CacheRead(found, _missing(cacheable, values))
 
     def read_many(
         self, scopes: list[Scope], days: list[date], points: list[Point], today: date
     ) -> list[CacheRead]:
         """The days' totals and the running sums at `points` of several scopes, in one
-        pipelined round trip (an HMGET a bucket and scope)."""
-        wanted: list[tuple[str, list[date], list[Point]]] = []
-        for scope in scopes:
-            per_bucket = {
-                bucket: (found, [])
-                for bucket, found in self.layout.buckets(scope, days, today).items()
-            }
-            for bucket, found in self.layout.point_buckets(scope, points, today).items():
-                per_bucket.setdefault(bucket, ([], []))[1].extend(found)
-            wanted.append(per_bucket)
+        pipelined round trip (an HMGET a bucket and scope). Every scope asks for the same
+        fields of the same buckets but for its prefix: they are worked out and packed once,
+        and every scope's values are decoded in one parse."""
+        shared = shared_buckets(days, points, today)
+        if not shared:
+            return [CacheRead({}, [], {}, []) for _ in scopes]
+        tails = []  # per bucket: its name after the prefix, how many fields, the fields packed
+        is_day: list[bool] = []  # per value of a scope's replies
+        for bucket in shared:
+            fields = bucket.fields
+            tails.append((bucket.suffix.encode(), len(fields), _packed_arguments(fields)))
+            is_day += [True] * len(bucket.days) + [False] * len(bucket.points)
+        prefixes = [prefix.encode() for prefix in self.layout.scope_prefixes(scopes)]
+        packed = b"".join(
+            _packed_hmget_head(prefix + suffix, count) + arguments
+            for prefix in prefixes
+            for suffix, count, arguments in tails
+        )
+        answers = self._guarded(lambda: self._hmget_many(packed, len(prefixes) * len(tails)))
 
-        requests = [
-            (bucket, [*map(field_of, bucket_days), *map(field_of_point, bucket_points)])
-            for per_bucket in wanted
-            for bucket, (bucket_days, bucket_points) in per_bucket.items()
-        ]
-        answers = iter(self._guarded(lambda: self._hmget_many(requests)) if requests else [])
+        # A scope's replies hold, bucket by bucket, the days' values and then the points':
+        # put its days first, so that each scope's values are its days' then its points'.
+        replies = list(chain(*answers))
+        width = len(is_day)
+        if not all(is_day):
+            order = [n for n, kind in enumerate(is_day) if kind]
+            order += [n for n, kind in enumerate(is_day) if not kind]
+            replies = [replies[start + n] for start in range(0, len(replies), width) for n in order]
+        cached_days = [day for bucket in shared for day in bucket.days]
+        cached_points = [point for bucket in shared for point in bucket.points]
+        day_count = len(cached_days)
+        with_usage = _with_usage(replies)
+        some_missing = None in replies
+        numbers = iter(_decoded(list(compress(replies, with_usage))))
         reads = []
-        for per_bucket in wanted:
-            read = CacheRead({}, [], {}, [])
-            days_with_usage: list[tuple[date, bytes]] = []
-            points_with_usage: list[tuple[Point, bytes]] = []
-            for bucket_days, bucket_points in per_bucket.values():
-                values = next(answers)
-                for day, value in zip(bucket_days, values, strict=False):
-                    if value is None:
-                        read.missing.append(day)
-                    elif value != EMPTY:
-                        days_with_usage.append((day, value))
-                for point, value in zip(bucket_points, values[len(bucket_days) :], strict=True):
-                    if value is None:
-                        read.missing_points.append(point)
-                    elif value != EMPTY:
-                        points_with_usage.append((point, value))
-            numbers = _decoded(value for _, value in days_with_usage)
-            for n, (day, _) in enumerate(days_with_usage):
-                read.found[day] = DayUsage(day, *numbers[3 * n : 3 * n + 3])
-            numbers = _decoded(value for _, value in points_with_usage)
-            for n, (point, _) in enumerate(points_with_usage):
-                read.found_points[point] = Figures(*numbers[3 * n : 3 * n + 3])
+        for start in range(0, len(replies), width):
+            middle, end = start + day_count, start + width
+            days_with_usage = list(compress(cached_days, with_usage[start:middle]))
+            usage = map(_day_usage, zip(days_with_usage, numbers, numbers, numbers, strict=False))
+            read = CacheRead(dict(zip(days_with_usage, usage, strict=False)), [], {}, [])
+            if cached_points:
+                points_with_usage = list(compress(cached_points, with_usage[middle:end]))
+                sums = map(_figures, zip(numbers, numbers, numbers, strict=False))
+                read.found_points = dict(zip(points_with_usage, sums, strict=False))
+            if some_missing:
+                read.missing = _missing(cached_days, replies[start:middle])
+                read.missing_points = _missing(cached_points, replies[middle:end])
             reads.append(read)
         return reads
 

@@ -14,6 +14,7 @@ from service.domain.reports import ReportQuery
 from service.entrypoints.http.body import invalid_fields, load_with, read_json_object
 from service.entrypoints.http.conventions import current_services, json_response, note_organisation
 from service.entrypoints.http.csv_answer import csv_response
+from service.entrypoints.report_formats import json_text
 from service.usecases import reports
 from service.usecases.auth import authenticate, require_root
 from service.usecases.figures import usage_for_range
@@ -63,4 +64,6 @@ def usage_analytics() -> Response:
     if wanted is None:
         raise NotAcceptable()
     result = reports.report(services, principal, prepared, every_group=wanted == CSV)
-    return csv_response(result) if wanted == CSV else json_response(result.as_json())
+    if wanted == CSV:
+        return csv_response(result)
+    return Response(json_text(result), content_type=JSON)
