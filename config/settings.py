@@ -38,6 +38,7 @@ class Settings:
     cache_lease_ms: int = 10_000
     cache_breaker_failures: int = 3
     cache_breaker_reset_seconds: int = 5
+    event_retention_days: int | None = None  # raw events kept this long; None: forever
 
     def __post_init__(self) -> None:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -103,6 +104,7 @@ class Settings:
             cache_breaker_reset_seconds=_positive_int(
                 env, "CACHE_BREAKER_RESET_SECONDS", defaults.cache_breaker_reset_seconds
             ),
+            event_retention_days=_optional_positive_int(env, "EVENT_RETENTION_DAYS"),
         )
 
 
@@ -118,6 +120,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"{name} must be a positive whole number, got {raw!r}")
     return int(raw)
+
+
+def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
+    """A positive whole number, or None when the variable is unset or empty."""
+    if not env.get(name, "").strip():
+        return None
+    return _positive_int(env, name, 0)
 
 
 def _log_level(env: Mapping[str, str], default: str) -> str:

@@ -1,4 +1,4 @@
-"""A usage event and its rules, as `usage import` reads it (README, "Usage import").
+"""A usage event and its rules, as `usage import` reads it (docs/operations.md, "Usage import").
 
 Imports run to millions of lines, so this is a plain validator rather than a marshmallow
 schema: it costs a few microseconds a line where a schema load costs tens.
@@ -69,6 +69,21 @@ def latest_acceptable(now: datetime) -> datetime:
     """Events dated after this, by the import's clock `now`, have not happened yet: they
     would be billed ahead of time."""
     return now + FUTURE_TOLERANCE
+
+
+TOO_OLD = (
+    "occurred_at is before the retention window (EVENT_RETENTION_DAYS={days}, so not before"
+    " {cutoff}): raw events that old are no longer kept, so it could not be told from a resend"
+)
+
+
+def retention_cutoff(now: datetime, retention_days: int | None) -> datetime | None:
+    """The first moment the retention window keeps, by the import's clock `now`: midnight
+    UTC `retention_days` days before today. None when every event is kept."""
+    if retention_days is None:
+        return None
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=retention_days)
 
 
 def event_from_csv(row: dict[str, str]) -> UsageEvent:

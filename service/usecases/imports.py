@@ -14,9 +14,11 @@ from itertools import islice
 
 from service.domain.usage_events import (
     IN_THE_FUTURE,
+    TOO_OLD,
     InvalidEvent,
     NumberedLine,
     latest_acceptable,
+    retention_cutoff,
 )
 from service.observability import metrics
 from service.usecases import invalidations
@@ -77,8 +79,15 @@ def import_events(
     once (Postgres then works on as many cores; every line of one id goes through one
     connection, in file order, so the first still wins). Each batch's cache invalidations
     are delivered right after its commit, so the figures are current when this returns;
-    any left from earlier imports are delivered at the end."""
+    any left from earlier imports are delivered at the end.
+
+    With a retention window (EVENT_RETENTION_DAYS), raw events past it are dropped first
+    and lines older than it are rejected: too old to be told from a resend."""
     report = ImportReport()
+    retention = services.settings.event_retention_days
+    cutoff = retention_cutoff(datetime.now(UTC), retention)
+    if cutoff is not None:
+        services.ledger.drop_events_before(cutoff.date())
     try:
         with ExitStack() as stack:
             sessions = [
@@ -89,7 +98,9 @@ def import_events(
             )
             for batch in _read_ahead(lines, batch_size):
                 shares: list[list[tuple]] = [[] for _ in sessions]
-                latest = latest_acceptable(datetime.now(UTC))
+                now = datetime.now(UTC)
+                latest = latest_acceptable(now)
+                cutoff = retention_cutoff(now, retention)
                 rejected = 0
                 for number, item in batch:
                     if isinstance(item, InvalidEvent):
@@ -97,6 +108,9 @@ def import_events(
                         rejected += 1
                     elif item.occurred_at > latest:
                         on_rejected(number, IN_THE_FUTURE)
+                        rejected += 1
+                    elif cutoff is not None and item.occurred_at < cutoff:
+                        on_rejected(number, TOO_OLD.format(days=retention, cutoff=cutoff.date()))
                         rejected += 1
                     else:
                         shares[hash(item.event_id) % connections].append((number, *item))

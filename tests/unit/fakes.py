@@ -102,6 +102,8 @@ class FakeLedger:
     rollups: FakeRollups
     conflicts: int = 0
     seen: set[str] = field(default_factory=set)
+    seen_on: dict[str, date] = field(default_factory=dict)  # the UTC day of each seen id
+    drops: list[date] = field(default_factory=list)  # the cutoff of each drop_events_before
     outbox: dict[int, PendingInvalidation] = field(default_factory=dict)
     batches: list[list[int]] = field(default_factory=list)  # line numbers of each commit
     attempts: int = 0
@@ -143,6 +145,7 @@ class FakeLedger:
             self.seen.add(event_id)
             inserted += 1
             day = occurred_at.date()
+            self.seen_on[event_id] = day
             self.rollups.add(key_id, DayUsage(day, tokens, usage, stt))
             touched[keys[key_id].organisation_id].add((key_id, day))
         pending = []
@@ -160,6 +163,14 @@ class FakeLedger:
     def forget_invalidations(self, ids: list[int]) -> None:
         for row_id in ids:
             self.outbox.pop(row_id, None)
+
+    def drop_events_before(self, cutoff: date) -> list[str]:
+        self.drops.append(cutoff)
+        for event_id, day in list(self.seen_on.items()):
+            if day < cutoff:
+                self.seen.discard(event_id)
+                del self.seen_on[event_id]
+        return []
 
     def pending_invalidations(
         self, organisation_id: UUID | None = None, limit: int = 1000

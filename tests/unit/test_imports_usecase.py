@@ -4,6 +4,7 @@ after each batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -153,6 +154,39 @@ def test_an_event_more_than_five_minutes_ahead_of_the_import_is_rejected(service
     assert report.inserted == 1
     assert [number for number, _ in found] == [2]
     assert "in the future" in found[0][1]
+
+
+def test_with_a_retention_window_older_events_are_dropped_first_and_older_lines_rejected(
+    services,
+):
+    settings = dataclasses.replace(services.settings, event_retention_days=30)
+    services = dataclasses.replace(services, settings=settings)
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    cutoff = midnight - timedelta(days=30)
+    services.ledger.seen_on["kept"] = cutoff.date()  # imported before: its day is in the window
+    services.ledger.seen.add("kept")
+    services.ledger.seen_on["expired"] = cutoff.date() - timedelta(days=1)
+    services.ledger.seen.add("expired")
+    numbered = [
+        (1, UsageEvent("inside", str(KEY), cutoff, 1, 1, 1)),
+        (2, UsageEvent("outside", str(KEY), cutoff - timedelta(microseconds=1), 1, 1, 1)),
+        (3, UsageEvent("kept", str(KEY), now, 1, 1, 1)),
+    ]
+    found, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink)
+    assert services.ledger.drops == [cutoff.date()]
+    assert "expired" not in services.ledger.seen and "kept" in services.ledger.seen
+    assert report.as_json() == {"read": 3, "inserted": 1, "duplicates": 1, "rejected": 1}
+    assert [number for number, _ in found] == [2]
+    assert "EVENT_RETENTION_DAYS=30" in found[0][1] and str(cutoff.date()) in found[0][1]
+
+
+def test_without_a_retention_window_nothing_is_dropped_and_old_events_are_imported(services):
+    numbered = [(1, UsageEvent("old", str(KEY), datetime(1999, 1, 1, tzinfo=UTC), 1, 1, 1))]
+    found, sink = rejections()
+    assert import_events(services, numbered, on_rejected=sink).inserted == 1
+    assert services.ledger.drops == [] and found == []
 
 
 def test_each_batch_makes_the_cache_forget_its_days_before_the_next_commits(services):

@@ -62,6 +62,9 @@ def test_web_concurrency_default_follows_the_core_count(monkeypatch):
         ({"REDIS_URL": "redis://cache:6380/2"}, "redis_url", "redis://cache:6380/2"),
         ({"MAX_RANGE_DAYS": "31"}, "max_range_days", 31),
         ({"MAX_RANGE_DAYS": "1"}, "max_range_days", 1),
+        ({"EVENT_RETENTION_DAYS": "400"}, "event_retention_days", 400),
+        ({"EVENT_RETENTION_DAYS": ""}, "event_retention_days", None),
+        ({}, "event_retention_days", None),
         ({"BIND": "0.0.0.0:9000"}, "bind", "0.0.0.0:9000"),
         ({"WEB_CONCURRENCY": "3"}, "web_concurrency", 3),
     ],
@@ -77,7 +80,7 @@ def test_from_env_reads_the_process_environment_by_default(monkeypatch):
     assert (settings.max_range_days, settings.bind) == (45, "127.0.0.1:8123")
 
 
-@pytest.mark.parametrize("name", ["MAX_RANGE_DAYS", "WEB_CONCURRENCY"])
+@pytest.mark.parametrize("name", ["MAX_RANGE_DAYS", "WEB_CONCURRENCY", "EVENT_RETENTION_DAYS"])
 @pytest.mark.parametrize("value", BAD_NUMBERS)
 def test_a_bad_number_raises_settings_error_naming_the_variable(name, value):
     with pytest.raises(SettingsError) as raised:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from service.adapters.postgres.pool import Database
 from service.usecases.ports import (
@@ -47,19 +49,30 @@ UNKNOWN_KEYS = """
     ORDER BY s.line_no
 """
 
-# Insert the staged events not seen before (the first line wins within a batch), add them
-# to the daily and quarter-hour rollups, each in key order so that concurrent imports never
-# deadlock, and record the changed (key, day) pairs in the cache outbox.
+# Insert the staged events not seen before (the first line wins within a batch; an event_id
+# once imported is never again, whatever its moment, as long as the retention window keeps
+# it), add them to the daily and quarter-hour rollups, each in key order so that concurrent
+# imports never deadlock, and record the changed (key, day) pairs in the cache outbox.
 COMMIT_STAGED = """
-    WITH fresh AS (
-        INSERT INTO usage_events
-            (event_id, api_key_id, occurred_at, tokens, stt_duration, usage)
+    WITH firsts AS (
         SELECT DISTINCT ON (s.event_id)
                s.event_id, s.api_key_id, s.occurred_at, s.tokens, s.stt_duration, s.usage
         FROM staged_events s
         JOIN api_keys k ON k.id = s.api_key_id
         ORDER BY s.event_id, s.line_no
+    ), unseen AS (
+        INSERT INTO usage_event_ids (event_id, occurred_on)
+        SELECT event_id, (occurred_at AT TIME ZONE 'UTC')::date
+        FROM firsts
+        ORDER BY event_id
         ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+    ), fresh AS (
+        INSERT INTO usage_events
+            (event_id, api_key_id, occurred_at, tokens, stt_duration, usage)
+        SELECT f.event_id, f.api_key_id, f.occurred_at, f.tokens, f.stt_duration, f.usage
+        FROM firsts f
+        JOIN unseen u ON u.event_id = f.event_id
         RETURNING api_key_id, occurred_at, tokens, stt_duration, usage
     ), rolled AS (
         INSERT INTO usage_daily AS d
@@ -106,6 +119,16 @@ COMMIT_STAGED = """
             tokens = o.tokens + excluded.tokens,
             usage = o.usage + excluded.usage,
             stt_duration = o.stt_duration + excluded.stt_duration
+    ), organisation_days AS (
+        INSERT INTO usage_daily_org AS o (organisation_id, day, tokens, usage, stt_duration)
+        SELECT organisation_id, day, sum(tokens), sum(usage), sum(stt_duration)
+        FROM quartered
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        ON CONFLICT (organisation_id, day) DO UPDATE SET
+            tokens = o.tokens + excluded.tokens,
+            usage = o.usage + excluded.usage,
+            stt_duration = o.stt_duration + excluded.stt_duration
     ), marked AS (
         INSERT INTO cache_outbox (organisation_id, api_key_ids, days)
         SELECT organisation_id, array_agg(api_key_id), array_agg(day)
@@ -118,6 +141,19 @@ COMMIT_STAGED = """
 """
 
 
+# The retention window: whole months of raw events before the cutoff, and the ids that
+# guard against their import twice (an event older than the window is refused anyway).
+EXPIRED_PARTITIONS = """
+    SELECT c.relname
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'usage_events'::regclass
+      AND c.relname ~ '^usage_events_[0-9]{6}$'
+      AND (to_date(right(c.relname, 6), 'YYYYMM') + interval '1 month')::date <= %s
+    ORDER BY c.relname
+"""
+
+
 def _forget(conn: psycopg.Connection, ids: list[int]) -> None:
     conn.execute("DELETE FROM cache_outbox WHERE id = ANY(%s)", (ids,))
 
@@ -127,11 +163,24 @@ class PostgresImportSession:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+        self.months: set[datetime] = set()  # that have their partition of usage_events
         conn.execute(CREATE_STAGE)
+
+    def _add_partitions(self, events: list[tuple]) -> None:
+        """Each UTC month of the events gets its partition before the batch's transaction:
+        making one locks the whole table, which must not be held for a batch."""
+        months = {
+            row[3].astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            for row in events
+        }
+        if months - self.months:
+            self.conn.execute("SELECT usage_events_add_partitions(%s)", (sorted(months),))
+            self.months |= months
 
     def commit_batch(self, events: list[tuple]) -> BatchOutcome:
         """`events`: (line number, *UsageEvent) tuples. One transaction: rolled back whole
         on ImportConflict (try again) or FigureTooLarge."""
+        self._add_partitions(events)
         try:
             with self.conn.transaction():
                 columns = ", ".join(STAGED_EVENT_COLUMNS)
@@ -190,6 +239,17 @@ class PostgresLedger:
                     "SELECT id FROM cache_outbox WHERE organisation_id = %s", (organisation_id,)
                 )
             return [row[0] for row in cur]
+
+    def drop_events_before(self, cutoff: date) -> list[str]:
+        """The retention window: every month of raw events that ends by `cutoff` is dropped
+        whole, and the ids of events before it are forgotten. Rollups are untouched. Returns
+        the partitions dropped."""
+        with self.db.connection() as conn:
+            expired = [row[0] for row in conn.execute(EXPIRED_PARTITIONS, (cutoff,))]
+            for name in expired:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+            conn.execute("DELETE FROM usage_event_ids WHERE occurred_on < %s", (cutoff,))
+        return expired
 
     def forget_invalidations(self, ids: list[int]) -> None:
         """Delivered: the cache has forgotten these rows' days."""

@@ -1,5 +1,6 @@
-"""SQL of the figures: the exact daily rollups (`usage_daily`), per key or summed over an
-organisation's keys, one statement per range however many days."""
+"""SQL of the figures: the exact daily rollups, per key (`usage_daily`) or summed over an
+organisation's keys (`usage_daily_org`), and the quarter-hour ones likewise; one statement
+per range however many days."""
 
 from __future__ import annotations
 
@@ -43,10 +44,9 @@ def _organisation_days(
     condition, params = _days_condition(days)
     rows = conn.execute(
         f"""
-        SELECT day, sum(tokens), sum(usage), sum(stt_duration)
-        FROM usage_daily
+        SELECT day, tokens, usage, stt_duration
+        FROM usage_daily_org
         WHERE organisation_id = %s AND {condition}
-        GROUP BY day
         ORDER BY day
         """,
         (organisation_id, *params),
@@ -156,10 +156,9 @@ class PostgresRollups:
         with self.db.connection() as conn:
             rows = conn.execute(
                 """
-                SELECT organisation_id, day, sum(tokens), sum(usage), sum(stt_duration)
-                FROM usage_daily
+                SELECT organisation_id, day, tokens, usage, stt_duration
+                FROM usage_daily_org
                 WHERE organisation_id = ANY(%s) AND day BETWEEN %s AND %s
-                GROUP BY organisation_id, day
                 """,
                 (organisation_ids, start, end),
             ).fetchall()

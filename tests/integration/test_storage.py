@@ -1,0 +1,268 @@
+"""Storage that stays small as events pile up: raw events in monthly partitions with
+"imported once" kept across them, a retention window that drops old months whole while
+every answer stays, rollup upserts that are HOT updates, and the migration of a database
+made before all this, in place. Each test has a database of its own: dropping partitions
+must not touch the other tests' events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from app import create_app
+from config.settings import Settings
+from service.adapters.postgres.migrate import available_migrations, upgrade_database
+from service.bootstrap import command_services
+from tests.conftest import SERVER_URL
+from tests.support.api import body_for
+from tests.support.commands import run_command
+from tests.support.events import Event, expected_deltas, make_event, make_events, write_jsonl
+from tests.support.orgs import Org, create_org
+
+TODAY = datetime.now(UTC).date()
+
+
+@pytest.fixture()
+def own_database() -> Iterator[str]:
+    """The URL of an empty database, dropped at the end."""
+    name = f"scrubs_storage_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield make_conninfo(SERVER_URL, dbname=name)
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def settings_for(url: str, **changes) -> Settings:
+    # No cache: these tests are about what Postgres keeps, and answers come from SQL; ranges
+    # of years in one question.
+    settings = Settings(database_url=url, redis_url="", max_range_days=4000)
+    return dataclasses.replace(settings, **changes)
+
+
+def new_org(url: str, clinic_keys: int = 2) -> Org:
+    services = command_services(settings_for(url))
+    try:
+        return create_org(services.directory, clinic_keys)
+    finally:
+        services.close()
+
+
+def imported(settings: Settings, path: Path) -> dict:
+    ran = run_command(settings, "usage", "import", str(path))
+    assert ran.exit_code in (0, 2), ran.output
+    return json.loads(ran.stdout.strip().splitlines()[-1])
+
+
+def answers(url: str, org: Org, start: date, end: date) -> dict:
+    """The org-wide answer and each key's, from the service on that database."""
+    client = create_app(settings_for(url)).test_client()
+    found = {}
+    for key in [None, *org.key_ids]:
+        response = client.post(
+            "/api/v1/usage-analytics", headers=org.headers(), json=body_for(start, end, key)
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        found[key] = response.get_json()["deltas"]
+    return found
+
+
+def partitions(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'usage_events'::regclass ORDER BY 1"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def at(day: date, hour: int = 12) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def test_events_go_to_monthly_partitions_and_an_id_is_imported_once_across_them(
+    own_database, tmp_path
+):
+    upgrade_database(own_database)
+    org = new_org(own_database)
+    rng = random.Random(5)
+    days = [date(2024, 1, 31), date(2024, 2, 1), date(2024, 2, 29), date(2024, 3, 1), TODAY]
+    events = make_events(rng, org.key_ids, days, 300)
+    assert imported(settings_for(own_database), write_jsonl(tmp_path / "a.jsonl", events))[
+        "inserted"
+    ] == len(events)
+    months = {f"usage_events_{event.day:%Y%m}" for event in events}
+    assert set(partitions(own_database)) == months
+    # The same ids again, each moved to another month (and another key): all duplicates.
+    moved = [
+        make_event(rng, event.record["event_id"], org.key_ids[0], at(date(2023, 6, 15)))
+        for event in events[:50]
+    ]
+    report = imported(settings_for(own_database), write_jsonl(tmp_path / "b.jsonl", moved))
+    assert report == {"read": 50, "inserted": 0, "duplicates": 50, "rejected": 0}
+    assert "usage_events_202306" in partitions(own_database)  # made, and left empty
+    with psycopg.connect(own_database) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == len(events)
+        assert conn.execute("SELECT count(*) FROM usage_event_ids").fetchone()[0] == len(events)
+    found = answers(own_database, org, date(2023, 1, 1), date(2023, 12, 31))
+    assert found[None] == {}
+    found = answers(own_database, org, date(2024, 1, 1), date(2024, 3, 31))
+    assert found[None] == expected_deltas(events, date(2024, 1, 1), date(2024, 3, 31))
+    for key in org.key_ids:
+        assert found[key] == expected_deltas(events, date(2024, 1, 1), date(2024, 3, 31), key)
+
+
+def test_the_retention_window_drops_old_months_whole_and_every_answer_stays(
+    own_database, tmp_path
+):
+    upgrade_database(own_database)
+    org = new_org(own_database)
+    rng = random.Random(9)
+    old_days = [date(2024, 1, 10), date(2024, 2, 20), date(2024, 3, 31)]
+    recent = [TODAY - timedelta(days=n) for n in (3, 2, 1)]
+    events = make_events(rng, org.key_ids, old_days + recent, 400)
+    forever = settings_for(own_database)
+    assert imported(forever, write_jsonl(tmp_path / "all.jsonl", events))["inserted"] == 400
+    start, end = date(2024, 1, 1), TODAY
+    before = answers(own_database, org, start, end)
+    assert before[None] == expected_deltas(events, start, end)
+
+    window = 20
+    cutoff = TODAY - timedelta(days=window)
+    kept = settings_for(own_database, event_retention_days=window)
+    late = [
+        make_event(rng, "too-old", org.key_ids[0], at(cutoff, 0) - timedelta(seconds=1)),
+        make_event(rng, "first-kept", org.key_ids[0], at(cutoff, 0)),
+        next(event for event in events if event.day > cutoff),  # a resend: still a duplicate
+    ]
+    ran = run_command(kept, "usage", "import", str(write_jsonl(tmp_path / "late.jsonl", late)))
+    assert json.loads(ran.stdout.strip().splitlines()[-1]) == {
+        "read": 3,
+        "inserted": 1,
+        "duplicates": 1,
+        "rejected": 1,
+    }
+    assert "line 1" in ran.stderr and "EVENT_RETENTION_DAYS=20" in ran.stderr
+
+    names = partitions(own_database)
+    for day in old_days:
+        assert f"usage_events_{day:%Y%m}" not in names, "a month past the window is dropped"
+    assert f"usage_events_{TODAY:%Y%m}" in names
+    with psycopg.connect(own_database) as conn:
+        oldest = conn.execute("SELECT min(occurred_on) FROM usage_event_ids").fetchone()[0]
+        raw = conn.execute("SELECT count(*) FROM usage_events").fetchone()[0]
+    assert oldest >= cutoff
+    assert raw == sum(1 for event in events if event.day >= date(cutoff.year, cutoff.month, 1)) + 1
+    after = answers(own_database, org, start, end)
+    accepted = [event for event in late if event.record["event_id"] == "first-kept"]
+    assert after[None] == expected_deltas(events + accepted, start, end)
+    for key in org.key_ids:
+        assert after[key] == expected_deltas(events + accepted, start, end, key)
+
+
+def hot_share(url: str, table: str) -> tuple[int, int]:
+    """(updates, HOT updates) of a table, once the statistics have caught up."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        deadline = time.monotonic() + 10
+        while True:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            updates, hot = conn.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = %s",
+                (table,),
+            ).fetchone()
+            if updates or time.monotonic() > deadline:
+                return updates, hot
+            time.sleep(0.2)
+
+
+def test_rollup_upserts_are_hot_updates(own_database, tmp_path):
+    upgrade_database(own_database)
+    org = new_org(own_database, clinic_keys=3)
+    rng = random.Random(11)
+    days = [TODAY - timedelta(days=n) for n in range(10)]
+    everything: list[Event] = []
+    for n in range(12):  # every import adds to rows the ones before made
+        events = make_events(rng, org.key_ids, days, 300, prefix=f"hot{n}")
+        everything += events
+        imported(settings_for(own_database), write_jsonl(tmp_path / f"{n}.jsonl", events))
+    for table in ("usage_daily", "usage_daily_org", "usage_quarter", "usage_quarter_org"):
+        updates, hot = hot_share(own_database, table)
+        assert updates > 0, table
+        assert hot >= 0.9 * updates, f"{table}: {hot} of {updates} updates HOT"
+    found = answers(own_database, org, days[-1] - timedelta(days=1), TODAY)
+    assert found[None] == expected_deltas(everything, days[-1] - timedelta(days=1), TODAY)
+
+
+def test_a_database_made_before_partitions_is_converted_in_place(own_database, tmp_path):
+    """The migrations up to quarter-hours, events written as the service wrote them then,
+    then `db upgrade`: every event partitioned and guarded, rollups kept and summed."""
+    earlier = [(v, script) for v, script in available_migrations() if v < "0005"]
+    org = None
+    with psycopg.connect(own_database, autocommit=True) as conn:
+        for _, script in earlier:
+            conn.execute(script.encode())
+        conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, _ in earlier:
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+    org = new_org(own_database)
+    rng = random.Random(13)
+    days = [date(2023, 12, 31), date(2024, 1, 1), date(2024, 7, 4), TODAY]
+    events = make_events(rng, org.key_ids, days, 200)
+    imported_before = events[:150]
+    with psycopg.connect(own_database) as conn:
+        # As the service wrote them before this migration: events and both daily rollups.
+        for event in imported_before:
+            record = event.record
+            conn.execute(
+                "INSERT INTO usage_events (event_id, api_key_id, occurred_at, tokens,"
+                " stt_duration, usage) VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    record["event_id"],
+                    record["api_key_id"],
+                    record["occurred_at"],
+                    record["tokens"],
+                    record["stt_duration"],
+                    record.get("usage", 1),
+                ),
+            )
+        conn.execute(
+            "INSERT INTO usage_daily (api_key_id, day, organisation_id, tokens, usage,"
+            " stt_duration) SELECT e.api_key_id, (e.occurred_at AT TIME ZONE 'UTC')::date,"
+            " k.organisation_id, sum(tokens), sum(usage), sum(stt_duration)"
+            " FROM usage_events e JOIN api_keys k ON k.id = e.api_key_id GROUP BY 1, 2, 3"
+        )
+    result = upgrade_database(own_database)
+    assert result["applied"] == [v for v, _ in available_migrations() if v >= "0005"]
+    with psycopg.connect(own_database) as conn:
+        kind = conn.execute(
+            "SELECT relkind FROM pg_class WHERE relname = 'usage_events'"
+        ).fetchone()[0]
+        counted = conn.execute("SELECT count(*) FROM usage_events").fetchone()[0]
+        guarded = conn.execute("SELECT count(*) FROM usage_event_ids").fetchone()[0]
+    assert kind == "p" and counted == guarded == 150
+    assert set(partitions(own_database)) == {
+        f"usage_events_{event.day:%Y%m}" for event in imported_before
+    }
+    # The rest of the file, and the whole file again: only the 50 new ones count.
+    report = imported(settings_for(own_database), write_jsonl(tmp_path / "rest.jsonl", events))
+    assert report == {"read": 200, "inserted": 50, "duplicates": 150, "rejected": 0}
+    found = answers(own_database, org, date(2023, 12, 1), TODAY)
+    assert found[None] == expected_deltas(events, date(2023, 12, 1), TODAY)
+    for key in org.key_ids:
+        assert found[key] == expected_deltas(events, date(2023, 12, 1), TODAY, key)
