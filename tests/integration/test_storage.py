@@ -125,9 +125,7 @@ def test_events_go_to_monthly_partitions_and_an_id_is_imported_once_across_them(
         assert found[key] == expected_deltas(events, date(2024, 1, 1), date(2024, 3, 31), key)
 
 
-def test_the_retention_window_drops_old_months_whole_and_every_answer_stays(
-    own_database, tmp_path
-):
+def test_the_retention_window_drops_old_months_whole_and_every_answer_stays(own_database, tmp_path):
     upgrade_database(own_database)
     org = new_org(own_database)
     rng = random.Random(9)
