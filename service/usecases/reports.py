@@ -13,9 +13,9 @@ from datetime import date
 from functools import partial
 from uuid import UUID
 
-from service.domain.errors import InvalidRequest
+from service.domain.errors import ApiKeyNotFound, ApiKeyOutsideOrganisation, InvalidRequest
 from service.domain.figures import DayUsage, Scope
-from service.domain.keys import ApiKeyInfo, Principal
+from service.domain.keys import UUID_TEXT, ApiKeyInfo, Principal
 from service.domain.moments import utc_today
 from service.domain.reports import (
     DEFAULT_LIMIT,
@@ -102,15 +102,40 @@ def principal_of(services: Services, organisation_id: UUID) -> Principal:
 def _selected_keys(
     services: Services, principal: Principal, query: ReportQuery
 ) -> list[ApiKeyInfo] | None:
-    """The keys asked for (checked in the order given), every key of the organisation for
-    groups, or None: the organisation as a whole."""
+    """The keys asked for, every key of the organisation for groups, or None: the
+    organisation as a whole."""
     if query.api_key_id is not None:
         return [target_key(services, principal, query.api_key_id)]
     if query.api_key_ids is not None:
-        return [target_key(services, principal, key_id) for key_id in query.api_key_ids]
+        return _target_keys(services, principal, query.api_key_ids)
     if query.group_by is not None:
         return services.directory.organisation_keys(principal.organisation_id)
     return None
+
+
+def _target_keys(
+    services: Services, principal: Principal, api_key_ids: tuple[str, ...]
+) -> list[ApiKeyInfo]:
+    """Check 6 over every id, then check 7 over every id: a key of another organisation is
+    answered as such even when an id before it names no key. Each check names the first id
+    in array order that fails it, by its index as a bad item of the list is named."""
+    found = [
+        services.directory.api_key(UUID(key_id)) if UUID_TEXT.fullmatch(key_id) else None
+        for key_id in api_key_ids
+    ]
+    for n, key in enumerate(found):
+        if key is not None and key.organisation_id != principal.organisation_id:
+            raise ApiKeyOutsideOrganisation(
+                f"api_key_ids item {n} belongs to a different organisation than the root key."
+            )
+    keys = []
+    for n, key in enumerate(found):
+        if key is None:
+            raise ApiKeyNotFound(f"api_key_ids item {n} names no API key.")
+        if key.clinic_id is None:
+            raise ApiKeyNotFound(f"api_key_ids item {n} names a key with no linked clinic.")
+        keys.append(key)
+    return keys
 
 
 def _groups(group_by: str, keys: list[ApiKeyInfo], per_scope: list[Series]) -> list[Group]:

@@ -456,18 +456,35 @@ def test_check_5_comes_before_406_and_406_before_checks_6_and_7(client, org, mak
     )
 
 
-def test_checks_6_and_7_run_for_each_id_the_first_failing_one_answering(client, org, make_org):
-    mine = org.clinic_keys[0].id
-    foreign = make_org().clinic_keys[0].id
-    nowhere = str(uuid.uuid4())
-    cases = [
-        ([mine, foreign, nowhere], "api_key_outside_organisation"),
-        ([mine, nowhere, foreign], "api_key_not_found"),
-        ([org.root.id, mine], "api_key_not_found"),  # a root key has no clinic
-        (["not-a-uuid", foreign], "api_key_not_found"),
-    ]
-    for ids, code in cases:
-        assert_problem(api_request(client, org, BASE | {"api_key_ids": ids}), code)
+@pytest.mark.parametrize(
+    ("ids", "code", "item"),
+    [
+        (["nowhere", "foreign"], "api_key_outside_organisation", 1),
+        (["foreign", "nowhere"], "api_key_outside_organisation", 0),
+        (["mine", "nowhere", "foreign"], "api_key_outside_organisation", 2),
+        (["not-a-uuid", "foreign"], "api_key_outside_organisation", 1),
+        (["root", "foreign"], "api_key_outside_organisation", 1),  # root: no clinic, check 7
+        (["mine", "foreign", "other foreign"], "api_key_outside_organisation", 1),
+        (["mine", "nowhere", "root"], "api_key_not_found", 1),
+        (["mine", "root", "nowhere"], "api_key_not_found", 1),
+        (["not-a-uuid", "mine"], "api_key_not_found", 0),
+    ],
+)
+def test_check_6_runs_over_every_id_before_check_7_the_first_failing_id_named(
+    client, org, make_org, ids, code, item
+):
+    other = make_org(clinic_keys=2)
+    named = {
+        "mine": org.clinic_keys[0].id,
+        "root": org.root.id,
+        "foreign": other.clinic_keys[0].id,
+        "other foreign": other.clinic_keys[1].id,
+        "nowhere": str(uuid.uuid4()),
+        "not-a-uuid": "not-a-uuid",
+    }
+    response = api_request(client, org, BASE | {"api_key_ids": [named[n] for n in ids]})
+    problem = assert_problem(response, code)
+    assert problem["detail"].startswith(f"api_key_ids item {item} "), problem["detail"]
 
 
 def test_any_option_adds_the_query_and_leaves_the_figures_as_they_were(client, world):
