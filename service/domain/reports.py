@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from itertools import pairwise, repeat
 from typing import Any, NamedTuple
+from uuid import UUID
 
 from service.domain.figures import DayUsage
 from service.domain.keys import ApiKeyInfo, describe_key
@@ -93,9 +94,11 @@ class ReportQuery:
             cursor=body["cursor"],
         )
 
-    def fingerprint(self) -> str:
-        """What a cursor is bound to: every field of the question but the cursor itself."""
+    def fingerprint(self, organisation_id: UUID) -> str:
+        """What a cursor is bound to: the organisation that asks (its groups are not another's)
+        and every field of the question but the cursor itself."""
         fields = {
+            "organisation": str(organisation_id),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "time_zone": self.time_zone,
@@ -260,21 +263,22 @@ def _total(figures: Series) -> dict[str, int]:
     return {"stt_duration": stt, "tokens": tokens, "usage": usage}
 
 
-# --- cursors: the next page of groups, bound to the question and signed by the service ---
+# --- cursors: the next page of groups, bound to the organisation and the question, signed ---
 
 
 class BadCursor(ValueError):
     pass
 
 
-def make_cursor(secret: bytes, query: ReportQuery, after: str) -> str:
+def make_cursor(secret: bytes, organisation_id: UUID, query: ReportQuery, after: str) -> str:
+    bound = query.fingerprint(organisation_id)
     payload = base64.urlsafe_b64encode(
-        json.dumps({"a": after, "q": query.fingerprint()}, separators=(",", ":")).encode()
+        json.dumps({"a": after, "q": bound}, separators=(",", ":")).encode()
     ).rstrip(b"=")
     return (payload + b"." + _signature(secret, payload)).decode()
 
 
-def read_cursor(secret: bytes, query: ReportQuery, cursor: str) -> str:
+def read_cursor(secret: bytes, organisation_id: UUID, query: ReportQuery, cursor: str) -> str:
     """The id of the last group of the page the cursor follows, or BadCursor."""
     try:
         payload, signature = cursor.encode("ascii").split(b".")
@@ -285,8 +289,8 @@ def read_cursor(secret: bytes, query: ReportQuery, cursor: str) -> str:
         raise BadCursor("the cursor was not made by this service") from None
     if not isinstance(content, dict) or not isinstance(content.get("a"), str):
         raise BadCursor("the cursor was not made by this service")
-    if content.get("q") != query.fingerprint():
-        raise BadCursor("the cursor belongs to a question with other fields")
+    if content.get("q") != query.fingerprint(organisation_id):
+        raise BadCursor("the cursor belongs to another question (other fields or organisation)")
     return content["a"]
 
 

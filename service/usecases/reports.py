@@ -50,9 +50,13 @@ class Prepared:
     after: str | None  # the last group of the page before, from the cursor
 
 
-def prepare(services: Services, query: ReportQuery) -> Prepared:
+def prepare(
+    services: Services, query: ReportQuery, organisation_id: UUID | None = None
+) -> Prepared:
     """What check 5 cannot know from the body alone: that the zone's boundaries over the
-    range are exact quarter-hours, and that the cursor is this service's for this question."""
+    range are exact quarter-hours, and that the cursor is this service's for this question
+    of this organisation (None: a question asked for no client, the command line's, which
+    has no pages and so no cursor)."""
     try:
         buckets = plan(query.start, query.end, query.time_zone, query.granularity)
     except OutsideZoneRules as problem:
@@ -60,7 +64,10 @@ def prepare(services: Services, query: ReportQuery) -> Prepared:
     after = None
     if query.cursor is not None:
         try:
-            after = read_cursor(services.directory.service_secret(), query, query.cursor)
+            if organisation_id is None:
+                raise BadCursor("the cursor was not made for this question")
+            secret = services.directory.service_secret()
+            after = read_cursor(secret, organisation_id, query, query.cursor)
         except BadCursor as problem:
             raise InvalidRequest(
                 {"cursor": [f"{problem}: send the next_cursor of the same question."]},
@@ -88,7 +95,7 @@ def report(
     if query.group_by is not None:
         assert keys is not None
         groups = _groups(query.group_by, keys, per_scope)
-        _page(services, result, groups, prepared.after, every_group)
+        _page(services, principal.organisation_id, result, groups, prepared.after, every_group)
     return result
 
 
@@ -164,6 +171,7 @@ def _groups(group_by: str, keys: list[ApiKeyInfo], per_scope: list[Series]) -> l
 
 def _page(
     services: Services,
+    organisation_id: UUID,
     result: Report,
     groups: list[Group],
     after: str | None,
@@ -178,7 +186,8 @@ def _page(
     result.groups = groups[:limit]
     if len(groups) > limit:
         secret = services.directory.service_secret()
-        result.next_cursor = make_cursor(secret, result.query, groups[limit - 1].sort_key)
+        last = groups[limit - 1].sort_key
+        result.next_cursor = make_cursor(secret, organisation_id, result.query, last)
 
 
 # --- figures of several scopes at once: cache-aside, one round trip and one query a kind ---

@@ -409,6 +409,23 @@ def test_a_cursor_is_good_for_its_own_question_only(client, world):
         assert "cursor" in problem["errors"]
 
 
+def test_a_cursor_is_good_for_the_organisation_that_got_it_only(client, world, make_org):
+    org, _ = world
+    asked = {
+        "start_date": WHOLE[0].isoformat(),
+        "end_date": WHOLE[1].isoformat(),
+        "group_by": "clinic",
+        "limit": 1,
+    }
+    cursor = api_request(client, org, asked).get_json()["next_cursor"]
+    assert cursor and api_request(client, org, asked | {"cursor": cursor}).status_code == 200
+    other = make_org()
+    problem = assert_problem(
+        api_request(client, other, asked | {"cursor": cursor}), "invalid_request"
+    )
+    assert set(problem["errors"]) == {"cursor"}, problem
+
+
 @pytest.mark.parametrize("accept", ["text/csv", "text/*", "*/*;q=0.1, text/csv"])
 @pytest.mark.parametrize("paging", [{"limit": 5}, {"cursor": "x"}])
 def test_limit_and_cursor_are_invalid_with_csv(client, org, accept, paging):

@@ -60,7 +60,7 @@ def usage_analytics() -> Response:
     if wanted == CSV and paged:
         no_pages = ["A CSV answer holds every group: it has no pages."]
         raise invalid_fields(dict.fromkeys(paged, no_pages))
-    prepared = reports.prepare(services, ReportQuery.from_body(body))
+    prepared = reports.prepare(services, ReportQuery.from_body(body), principal.organisation_id)
     if wanted is None:
         raise NotAcceptable()
     result = reports.report(services, principal, prepared, every_group=wanted == CSV)
