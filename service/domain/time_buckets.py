@@ -41,7 +41,13 @@ LAST_ZONED_DATE = date(9998, 12, 28)  # its offsets are looked up to a few days 
 
 class OutsideZoneRules(ValueError):
     """An edge of the question does not fall on a UTC quarter-hour, or the dates lie outside
-    those the service computes: the figures could not be exact (or written down)."""
+    those the service computes: the figures could not be exact (or written down). `field`
+    is the date to change: `start_date` when the range begins too early for the zone,
+    `end_date` when it ends too late."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +109,27 @@ def _without_empty(keys: list[str], edges: list[int]) -> BucketPlan:
 
 
 def _first_instants(zone_name: str, ordinals: list[int]) -> tuple[list[int], list[int]]:
-    """For increasing local date ordinals: the first UTC second of each, and the offset then."""
+    """For increasing local date ordinals: the first UTC second of each, and the offset then.
+    A zone's own bounds are checked before Python's, which lie beyond them: a date past both
+    is refused for the reason that a date one day earlier would still meet."""
+    last = ordinals[-1] - 1  # the day after the range is the last ordinal
+    if zone_name != "UTC":
+        if ordinals[0] < FIRST_ZONED_DATE.toordinal():
+            raise OutsideZoneRules(
+                "start_date",
+                f"In time zones other than UTC, start_date must be {FIRST_ZONED_DATE} or later.",
+            )
+        if last > LAST_ZONED_DATE.toordinal():
+            raise OutsideZoneRules(
+                "end_date",
+                f"In time zones other than UTC, end_date must be {LAST_ZONED_DATE} or earlier.",
+            )
     if ordinals[-1] > date.max.toordinal():  # the end of 9999-12-31 is no date of Python's
-        raise OutsideZoneRules(f"end_date must be {date.max - timedelta(days=1)} or earlier")
+        raise OutsideZoneRules(
+            "end_date", f"end_date must be {date.max - timedelta(days=1)} or earlier."
+        )
     if zone_name == "UTC":
         return [(ordinal - EPOCH_ORDINAL) * DAY for ordinal in ordinals], [0] * len(ordinals)
-    last = ordinals[-1] - 1  # the day after the range is the last ordinal
-    if ordinals[0] < FIRST_ZONED_DATE.toordinal() or last > LAST_ZONED_DATE.toordinal():
-        raise OutsideZoneRules(
-            f"dates in time zones other than UTC must lie between {FIRST_ZONED_DATE} and "
-            f"{LAST_ZONED_DATE}"
-        )
     low = (ordinals[0] - EPOCH_ORDINAL - 2) * DAY
     high = (ordinals[-1] - EPOCH_ORDINAL + 2) * DAY
     segment_starts, segment_offsets = offset_segments(zone_name, low, high)
@@ -134,17 +150,21 @@ def _first_instants(zone_name: str, ordinals: list[int]) -> tuple[list[int], lis
                     offsets.append(offset)
                     break
                 segment += 1
-    for second in starts:
-        _check_quarter(second, zone_name)
+    for second, offset in zip(starts, offsets, strict=True):
+        _check_quarter(second, offset, zone_name)
     return starts, offsets
 
 
-def _check_quarter(second: int, zone_name: str) -> None:
+def _check_quarter(second: int, offset: int, zone_name: str) -> None:
+    """An edge off the UTC quarter-hours comes of the zone's history before the range (local
+    mean time, an offset such as Monrovia's -00:44:30): the range begins too early."""
     if second % QUARTER:
-        at = datetime.fromtimestamp(second, UTC).isoformat()
+        at = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         raise OutsideZoneRules(
-            f"{zone_name} changes its offset at {at}, which is not on a UTC quarter-hour: "
-            "figures in this zone can only be given for later dates"
+            "start_date",
+            f"In {zone_name}, a bucket of the range begins at {at} (UTC offset "
+            f"{_offset_text(offset, seconds=True)}), not on a UTC quarter-hour, so its "
+            "figures could not be exact: figures in this zone need a later start_date.",
         )
 
 
@@ -172,10 +192,13 @@ def _day_keys(first: int, last: int) -> list[str]:
     return keys
 
 
-def _offset_text(offset: int) -> str:
+def _offset_text(offset: int, seconds: bool = False) -> str:
+    """`+05:30`; with `seconds`, a historical offset's seconds too when it has any."""
     sign = "-" if offset < 0 else "+"
-    hours, minutes = divmod(abs(offset) // 60, 60)
-    return f"{sign}{hours:02d}:{minutes:02d}"
+    minutes_in, second = divmod(abs(offset), 60)
+    hours, minutes = divmod(minutes_in, 60)
+    text = f"{sign}{hours:02d}:{minutes:02d}"
+    return text + f":{second:02d}" if seconds and second else text
 
 
 def _hours(zone_name: str, day_starts: list[int], day_offsets: list[int]) -> BucketPlan:
@@ -200,7 +223,7 @@ def _hours(zone_name: str, day_starts: list[int], day_offsets: list[int]) -> Buc
             found.setdefault(second, offset)
     keys, edges = [], []
     for second, offset in sorted(found.items()):
-        _check_quarter(second, zone_name)
+        _check_quarter(second, offset, zone_name)
         local = second + offset
         ordinal, clock = divmod(local, DAY)
         hour, rest = divmod(clock, HOUR)

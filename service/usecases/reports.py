@@ -60,7 +60,9 @@ def prepare(
     try:
         buckets = plan(query.start, query.end, query.time_zone, query.granularity)
     except OutsideZoneRules as problem:
-        raise InvalidRequest({"time_zone": [str(problem)]}, f"time_zone: {problem}") from None
+        raise InvalidRequest(
+            {problem.field: [str(problem)]}, f"{problem.field}: {problem}"
+        ) from None
     after = None
     if query.cursor is not None:
         try:

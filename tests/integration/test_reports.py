@@ -386,6 +386,28 @@ def test_hours_may_span_31_days_and_no_more(client, org):
     assert "31" in body["errors"]["granularity"][0]
 
 
+@pytest.mark.parametrize(
+    ("dates", "time_zone", "field", "reason"),
+    [
+        (("1899-12-31", "1900-01-01"), "Europe/London", "start_date", "1900-01-01 or later"),
+        (("9998-12-29", "9998-12-29"), "Europe/London", "end_date", "9998-12-28 or earlier"),
+        (("9999-12-31", "9999-12-31"), "Europe/London", "end_date", "9998-12-28 or earlier"),
+        (("9999-12-31", "9999-12-31"), "UTC", "end_date", "9999-12-30 or earlier"),
+        # -00:44:30 until 1972: no local day of 1971 begins on a UTC quarter-hour
+        (("1971-06-01", "1971-06-02"), "Africa/Monrovia", "start_date", "later start_date"),
+    ],
+)
+def test_dates_the_zone_rules_do_not_cover_are_refused_on_the_date_at_fault(
+    client, org, dates, time_zone, field, reason
+):
+    body = {"start_date": dates[0], "end_date": dates[1], "time_zone": time_zone}
+    problem = assert_problem(api_request(client, org, body), "invalid_request")
+    assert list(problem["errors"]) == [field], problem
+    (message,) = problem["errors"][field]
+    assert reason in message, message
+    assert problem["detail"] == f"{field}: {message}"
+
+
 def test_a_cursor_is_good_for_its_own_question_only(client, world):
     org, _ = world
     asked = {

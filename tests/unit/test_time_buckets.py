@@ -321,16 +321,24 @@ def test_utc_is_arithmetic_for_any_date_whose_next_day_python_knows(first, last,
 
 
 @pytest.mark.parametrize(
-    ("zone", "first", "last"),
+    ("zone", "first", "last", "field", "bound"),
     [
-        ("UTC", date(9999, 12, 31), date(9999, 12, 31)),
-        ("Europe/London", FIRST_ZONED_DATE - ONE_DAY, FIRST_ZONED_DATE),
-        ("Europe/London", LAST_ZONED_DATE + ONE_DAY, LAST_ZONED_DATE + ONE_DAY),
+        ("UTC", date(9999, 12, 31), date(9999, 12, 31), "end_date", "9999-12-30"),
+        ("Europe/London", FIRST_ZONED_DATE - ONE_DAY, FIRST_ZONED_DATE, "start_date", "1900-01-01"),
+        ("Europe/London", LAST_ZONED_DATE + ONE_DAY, LAST_ZONED_DATE + ONE_DAY, "end_date",
+         "9998-12-28"),
+        # past Python's dates too: the zone's own bound is the reason a client can act on
+        ("Europe/London", date(9999, 12, 31), date(9999, 12, 31), "end_date", "9998-12-28"),
     ],
-)
-def test_dates_beyond_those_computed_are_refused(zone, first, last):
-    with pytest.raises(OutsideZoneRules):
-        plan(first, last, zone, "day")
+)  # fmt: skip
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_dates_beyond_those_computed_are_refused_on_the_date_at_fault(
+    zone, first, last, field, bound, granularity
+):
+    with pytest.raises(OutsideZoneRules) as refused:
+        plan(first, last, zone, granularity)
+    assert refused.value.field == field
+    assert bound in str(refused.value)
 
 
 def test_zoned_dates_are_planned_from_the_first_zoned_date():
@@ -557,8 +565,9 @@ def test_edges_off_utc_quarter_hours_are_refused_and_later_dates_planned(zone, r
     first, last, granularity = refused.split()
     days = range(date.fromisoformat(first).toordinal(), date.fromisoformat(last).toordinal() + 2)
     assert any(first_instant(zone, date.fromordinal(o)) % 900 for o in days)
-    with pytest.raises(OutsideZoneRules):
+    with pytest.raises(OutsideZoneRules) as refused:
         plan_of(first, last, zone, granularity)
+    assert refused.value.field == "start_date"
     first, last, granularity = planned.split()
     assert_brute_force_agrees(zone, first, last, granularity)
 
