@@ -1,4 +1,4 @@
-"""A report written out: the JSON answer as text, CSV (README, "Query options": RFC 4180,
+"""A report written out: the JSON answer as text, CSV (README, "The API": RFC 4180,
 CRLF line ends, a header row, one row per bucket with usage, per group and bucket when
 grouped, in the order of the JSON answer; a text cell a spreadsheet would run as a formula
 gets a leading '), and an aligned table for a terminal."""

@@ -1,8 +1,9 @@
-"""Questions with options (README, "Query options"): a time zone and a granularity, several
-keys, figures per key or per clinic in pages. Exact in every zone: each bucket is read off
-the day totals and the running sums at its edges (service/domain/reports.py), from the
-rollup cache where it holds them and from SQL for the rest, which then fills the cache
-under the same leases as the daily figures (docs/design.md, "The rollup cache")."""
+"""Questions with options (README, "The API"): a time zone and a granularity, several keys,
+figures per key or per clinic in pages. Exact in every zone: each bucket is read off the day
+totals and the running sums at its edges (service/domain/reports.py; docs/design.md, "Time
+zones, from quarter-hour rollups"), from the rollup cache where it holds them and from SQL
+for the rest, which then fills the cache under the same leases as the daily figures
+(docs/design.md, "The rollup cache")."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Figures asked with query options (README, "Query options"), against sums worked out
-here from the imported events with zoneinfo (tests/support/zones.py): events placed within
-minutes of bucket edges in zones with whole, half and three-quarter hour offsets and
-daylight-saving changes, at every granularity, for the whole organisation, one key, several
-keys, and per key or clinic in pages; as JSON and as CSV."""
+"""Figures asked with query options (README, "The API"; docs/design.md, "Time zones, from
+quarter-hour rollups"), against sums worked out here from the imported events with zoneinfo
+(tests/support/zones.py): events placed within minutes of bucket edges in zones with whole,
+half and three-quarter hour offsets and daylight-saving changes, at every granularity, for
+the whole organisation, one key, several keys, and per key or clinic in pages; as JSON and
+as CSV."""
 
 from __future__ import annotations
 

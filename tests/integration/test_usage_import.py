@@ -1,5 +1,5 @@
-"""`usage import` (README, "Usage import"): JSONL and CSV, files and stdin, duplicates,
-rejected lines, and an interrupted import run again to exact totals."""
+"""`usage import` (docs/operations.md, "Usage import, in full"): JSONL and CSV, files and
+stdin, duplicates, rejected lines, and an interrupted import run again to exact totals."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The usage-event validator (README, "Usage import"): what `usage import` accepts,
-what it rejects, and the UTC instant each accepted event counts at. No servers."""
+"""The usage-event validator (docs/operations.md, "Usage import, in full"): what `usage
+import` accepts, what it rejects, and the UTC instant each accepted event counts at. No
+servers."""
 
 from __future__ import annotations
 
