@@ -7,7 +7,15 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from service.domain.keys import UUID_TEXT
 from service.domain.time_buckets import GRANULARITIES, MAX_HOUR_DAYS
@@ -24,6 +32,7 @@ MAX_LIMIT = 1000
 MAX_CURSOR_LENGTH = 512
 GROUP_BY = ("api_key", "clinic")
 OPTIONS = frozenset(["time_zone", "granularity", "group_by", "api_key_ids", "limit", "cursor"])
+NO_DEFAULT_OPTIONS = ("group_by", "api_key_ids", "limit", "cursor")
 
 
 class TimeZone(fields.String):
@@ -97,24 +106,20 @@ class UsageAnalyticsRequest(Schema):
         metadata={"description": "The buckets: local hours, days, ISO weeks or months."},
     )
     group_by = fields.String(
-        load_default=None,
         validate=validate.OneOf(GROUP_BY),
         metadata={"description": "Figures per key or per clinic, in pages of `limit` groups."},
     )
     api_key_ids = fields.List(
         fields.String(validate=validate.Length(min=1, max=MAX_API_KEY_ID_LENGTH)),
-        load_default=None,
         validate=[validate.Length(min=1, max=MAX_API_KEY_IDS), distinct],
         metadata={"description": "Only these keys of the organisation (not with api_key_id)."},
     )
     limit = fields.Integer(
         strict=True,
-        load_default=None,
         validate=validate.Range(min=1, max=MAX_LIMIT),
         metadata={"description": "Groups per page (with group_by); 100 when left out."},
     )
     cursor = fields.String(
-        load_default=None,
         validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
         metadata={"description": "The next_cursor of the previous page of the same question."},
     )
@@ -142,11 +147,19 @@ class UsageAnalyticsRequest(Schema):
 
     @validates_schema
     def options_go_together(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data["api_key_ids"] is not None and data["api_key_id"] is not None:
+        if "api_key_ids" in data and data["api_key_id"] is not None:
             raise ValidationError("Give api_key_id or api_key_ids, not both.", "api_key_ids")
         for name in ("limit", "cursor"):
-            if data[name] is not None and data["group_by"] is None:
+            if name in data and "group_by" not in data:
                 raise ValidationError(f"{name} pages the groups: it needs group_by.", name)
+
+    @post_load
+    def options_left_out_are_none(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """None stands for an option left out. It is filled in here rather than as each
+        field's load_default, which would let a null through (only api_key_id takes null,
+        for "every key") and give the OpenAPI document a default of null that its type
+        does not allow."""
+        return dict.fromkeys(NO_DEFAULT_OPTIONS) | data
 
 
 class Metrics(Schema):

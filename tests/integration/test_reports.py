@@ -363,6 +363,11 @@ ONE_KEY = str(uuid.uuid4())
         ({"cursor": "anything"}, "cursor"),
         ({"group_by": "api_key", "cursor": "made-up"}, "cursor"),
         ({"group_by": "api_key", "cursor": ""}, "cursor"),
+        # null is no value of an option's rule (only api_key_id takes null, for "every key")
+        ({"group_by": None}, "group_by"),
+        ({"api_key_ids": None}, "api_key_ids"),
+        ({"group_by": "api_key", "limit": None}, "limit"),
+        ({"group_by": "api_key", "cursor": None}, "cursor"),
     ],
 )
 def test_an_option_out_of_its_rule_is_400_invalid_request(client, org, options, field):
