@@ -1,4 +1,5 @@
-"""A usage event and its rules, as `usage import` reads it (docs/operations.md, "Usage import, in full").
+"""A usage event and its rules, as `usage import` reads it (docs/operations.md,
+"Usage import, in full").
 
 Imports run to millions of lines, so this is a plain validator rather than a marshmallow
 schema: it costs a few microseconds a line where a schema load costs tens.
