@@ -7,6 +7,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -23,6 +24,7 @@ class SettingsError(ValueError):
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
+    redis_cluster: bool = False  # REDIS_URL names a node of a Redis Cluster
     max_range_days: int = 366
     bind: str = "127.0.0.1:8000"
     web_concurrency: int = field(default_factory=lambda: default_workers())
@@ -43,6 +45,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.redis_cluster and self.redis_url:
+            if self.redis_url.startswith("unix://"):
+                raise SettingsError("REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL")
+            if urlsplit(self.redis_url).path.strip("/") not in ("", "0"):
+                # A Redis Cluster has one database, 0.
+                raise SettingsError("REDIS_CLUSTER=true needs database 0 (or none) in REDIS_URL")
         if self.cache_lease_ms <= self.db_statement_timeout_ms:
             # A fill's SQL read must end before its lease can lapse.
             raise SettingsError("CACHE_LEASE_MS must be longer than DB_STATEMENT_TIMEOUT_MS")
@@ -81,6 +89,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL", "").strip() or defaults.database_url,
             redis_url=env.get("REDIS_URL", defaults.redis_url).strip(),
+            redis_cluster=_boolean(env, "REDIS_CLUSTER", defaults.redis_cluster),
             max_range_days=_positive_int(env, "MAX_RANGE_DAYS", defaults.max_range_days),
             bind=env.get("BIND", "").strip() or defaults.bind,
             web_concurrency=_positive_int(env, "WEB_CONCURRENCY", defaults.web_concurrency),
@@ -127,6 +136,21 @@ def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
     if not env.get(name, "").strip():
         return None
     return _positive_int(env, name, 0)
+
+
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {env[name].strip()!r}")
 
 
 def _log_level(env: Mapping[str, str], default: str) -> str:
