@@ -185,11 +185,19 @@ class PrivateRedisCluster:
         self.wait_healthy()
 
     def wait_healthy(self, timeout: float = 30) -> None:
-        """Until every running node says the cluster is ok and sees every slot served."""
+        """Until every running node says the cluster is ok and sees every slot served, and
+        every replica is in sync with its master (a replica that never synced is not
+        promoted when its master dies, nor listed by CLUSTER SLOTS)."""
         for node in self.nodes:
             if node.process is not None:
                 node.wait_until(
-                    lambda client: client.cluster("info")["cluster_state"] == "ok",
+                    lambda client: (
+                        client.cluster("info")["cluster_state"] == "ok"
+                        and (
+                            client.role()[0] != b"slave"
+                            or client.info("replication").get("master_link_status") == "up"
+                        )
+                    ),
                     "see the cluster healthy",
                     timeout,
                 )
@@ -199,7 +207,7 @@ class PrivateRedisCluster:
 
     def node_of(self, key: str) -> ClusterNode:
         """The master that serves this key's slot now."""
-        client = self.nodes[0].client()
+        client = next(node for node in self.nodes if node.process is not None).client()
         try:
             slot = client.cluster("keyslot", key)
         finally:
