@@ -12,6 +12,7 @@ from service.adapters.postgres.identity import cache_identity
 from service.adapters.postgres.imports import PostgresLedger
 from service.adapters.postgres.pool import CommandDatabase, Database, PooledDatabase
 from service.adapters.postgres.rollups import PostgresRollups
+from service.adapters.redis.nodes import ClusterNodes
 from service.adapters.redis.rollup_cache import RedisRollupCache, redis_client
 from service.usecases.ports import CacheUnavailable, Services
 
@@ -45,8 +46,12 @@ def _services(settings: Settings, db: Database, *, read_by_servers: bool) -> Ser
 def _cache(settings: Settings, db: Database, read_by_servers: bool) -> RedisRollupCache | None:
     if not settings.cache_enabled:
         return None
+    if settings.redis_cluster:  # the other nodes are found when first needed, after fork
+        target = ClusterNodes(settings.redis_url, settings.redis_timeout_ms)
+    else:
+        target = redis_client(settings.redis_url, settings.redis_timeout_ms)
     return RedisRollupCache(
-        redis_client(settings.redis_url, settings.redis_timeout_ms),
+        target,
         namespace=lambda: cache_identity(db),
         read_by_servers=read_by_servers,
         ttl_seconds=settings.cache_ttl_seconds,

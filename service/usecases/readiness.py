@@ -31,10 +31,23 @@ def _check_postgres(services: Services) -> dict[str, Any]:
 
 
 def _check_redis(services: Services) -> dict[str, Any]:
-    if services.cache is None:
+    """On a Redis Cluster, `cluster` adds its state; `ok` then needs the cluster ok and
+    every primary answering, since a silent one sends its organisations to SQL."""
+    cache = services.cache
+    if cache is None:
         return {"ok": False, "configured": False, "latency_ms": None}
+    cluster = cache.cluster_state()
+    if cluster is not None:
+        latency = cluster.pop("latency_ms")
+        ok = cluster["state"] == "ok" and cluster["reachable"] == cluster["primaries"] > 0
+        return {
+            "ok": ok,
+            "configured": True,
+            "latency_ms": None if latency is None else round(latency, 2),
+            "cluster": cluster,
+        }
     try:
-        latency = services.cache.ping()
+        latency = cache.ping()
     except CacheUnavailable:
         return {"ok": False, "configured": True, "latency_ms": None}
     return {"ok": True, "configured": True, "latency_ms": round(latency, 2)}

@@ -4,6 +4,11 @@ Where each day lives is layout.py's business. Fills are lease-guarded: a reader 
 bucket's lease (SET NX PX) before its SQL read and writes only while its lease is still
 there (one script checks and writes). Invalidation deletes the lease before the day's
 field, so a fill that raced an import writes nothing, whichever order they meet in.
+
+On a Redis Cluster (nodes.py) every command of one organisation goes to the node serving
+its hash tag; commands spanning organisations are sent node by node, each under that
+node's breaker. Forgetting is all or nothing: it counts as done only once every node
+concerned has forgotten, and its replicas have acknowledged it.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from uuid import UUID
 import orjson
 import pybreaker
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 
 from service.adapters.redis.layout import (
     EMPTY,
@@ -40,6 +45,7 @@ from service.adapters.redis.layout import (
     points_mark_of,
     shared_buckets,
 )
+from service.adapters.redis.nodes import Breakers, ClusterNodes, Node, OneRedis, client_options
 from service.domain.figures import DayUsage, Scope
 from service.domain.reports import Figures, Point
 from service.observability import metrics
@@ -81,17 +87,8 @@ class Lease:
 
 
 def redis_client(url: str, timeout_ms: int = 200) -> redis.Redis:
-    """A cache must never hold a request up: redis-py's defaults (seconds of timeout, several
-    retries) would make one command against a hung Redis block for most of a minute. Here a
-    dead pooled socket (Redis restarted) is retried once at once; a timeout is not retried."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout_ms / 1000,
-        socket_connect_timeout=timeout_ms / 1000,
-        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        health_check_interval=0,
-        max_connections=64,
-    )
+    """One Redis, with timeouts and retries that suit a cache (nodes.client_options)."""
+    return redis.Redis.from_url(url, **client_options(timeout_ms))
 
 
 def _packed_hmget(key: bytes, fields: list[bytes]) -> bytes:
@@ -139,19 +136,14 @@ def _missing(wanted: list[T], values: list[bytes | None]) -> list[T]:
     return [item for item, value in zip(wanted, values, strict=True) if value is None]
 
 
-class _BreakerGauge(pybreaker.CircuitBreakerListener):
-    def state_change(self, cb, old_state, new_state) -> None:
-        metrics.CACHE_BREAKER_OPEN.set(1 if new_state.name == pybreaker.STATE_OPEN else 0)
-
-
 class RedisRollupCache:
     """The RollupCache port (service/usecases/ports.py): every Redis command of the service.
-    Each raises CacheUnavailable, never a redis error; the breaker (one per process) stops
-    calls while Redis keeps failing."""
+    Each raises CacheUnavailable, never a redis error; a breaker per node (one per process
+    on one Redis) stops calls while that node keeps failing."""
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | ClusterNodes,
         *,
         namespace: str | Callable[[], str],
         ttl_seconds: int,
@@ -162,8 +154,8 @@ class RedisRollupCache:
         breaker_reset_seconds: float = 5,
     ) -> None:
         """`namespace`: the database's identity in the cache, or how to look it up (once, on
-        first use). `read_by_servers`: this process serves requests from this cache."""
-        self.client = client
+        first use). `read_by_servers`: this process serves requests from this cache.
+        `client`: one Redis, or the nodes of a Redis Cluster."""
         self._namespace = namespace
         self._layout: Layout | None = None
         self._layout_lock = threading.Lock()
@@ -171,17 +163,22 @@ class RedisRollupCache:
         self.ttl_ms = ttl_seconds * 1000
         self.today_ttl_ms = today_ttl_seconds * 1000
         self.lease_ms = lease_ms
-        # One breaker per process (each gunicorn worker builds its own app).
-        self._breaker_state = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
-        self.breaker = pybreaker.CircuitBreaker(
-            fail_max=breaker_failures,
-            reset_timeout=breaker_reset_seconds,
-            state_storage=self._breaker_state,
-            listeners=[_BreakerGauge()],
-            name="redis",
-        )
-        self._fill = client.register_script(FILL_SCRIPT)
-        self._forget = client.register_script(FORGET_SCRIPT)
+        # Breakers per process (each gunicorn worker builds its own app), one per node.
+        breakers = Breakers(breaker_failures, breaker_reset_seconds)
+        self.nodes: OneRedis | ClusterNodes
+        if isinstance(client, ClusterNodes):
+            client.use_breakers(breakers)
+            self.nodes = client
+            self.client = None
+            self.breaker = None
+        else:
+            self.nodes = OneRedis(client, breakers)
+            self.client = client
+            self.breaker = self.nodes.node.breaker
+        # Scripts are sent by digest through whichever node's pipeline needs them.
+        self._fill = Script(None, FILL_SCRIPT.encode())
+        self._forget = Script(None, FORGET_SCRIPT.encode())
+        self._wait_ms = max(1, getattr(client, "timeout_ms", 200) // 2)
 
     @property
     def layout(self) -> Layout:
@@ -204,13 +201,19 @@ class RedisRollupCache:
         (the mark is set again with every fill and invalidation, should Redis lose it)."""
         if self.read_by_servers:
             with suppress(CacheUnavailable):
-                self._guarded(lambda: self.client.set(self.layout.served_mark, b"1"))
+                node = self._mark_node()
+                self._on(node, lambda: node.client.set(self.layout.served_mark, b"1"))
         else:
             self.layout  # noqa: B018
 
+    def _mark_node(self) -> Node:
+        return self.nodes.node_of_key(self.layout.served_mark)
+
     def is_marked(self) -> bool:
-        """Whether this Redis bears the mark of this database's servers."""
-        return bool(self._guarded(lambda: self.client.exists(self.layout.served_mark)))
+        """Whether this Redis (on a cluster: the node serving the mark's slot) bears the
+        mark of this database's servers."""
+        node = self._mark_node()
+        return bool(self._on(node, lambda: node.client.exists(self.layout.served_mark)))
 
     def is_read_by_servers(self) -> bool:
         """Whether servers of this database read this Redis: they mark it. A command that
@@ -220,41 +223,72 @@ class RedisRollupCache:
 
     @property
     def available(self) -> bool:
-        """False while the breaker is open and its reset timeout has not passed: nothing
-        would reach Redis (after the timeout, the next call is the breaker's trial)."""
-        if self.breaker.current_state != pybreaker.STATE_OPEN:
-            return True
-        opened_at = self._breaker_state.opened_at
-        return opened_at is None or (
-            datetime.now(UTC) >= opened_at + timedelta(seconds=self.breaker.reset_timeout)
-        )
+        """False while every node's breaker is open and its reset timeout has not passed:
+        nothing would reach Redis (after the timeout, the next call is the breaker's trial).
+        On a cluster, a node's open breaker answers its organisations' calls at once."""
+        known = self.nodes.known()
+        return not known or any(node.allows_calls for node in known)
 
     def ping(self) -> float:
         """Milliseconds for a PING, bounded by the socket timeouts; past the breaker, so that
-        readiness tells whether Redis answers now."""
+        readiness tells whether Redis answers now. On a cluster, every primary is asked and
+        the slowest answer counts; one that does not answer makes the cache unavailable."""
+        if self.nodes.is_cluster:
+            state = self.cluster_state()
+            assert state is not None
+            if state["reachable"] < state["primaries"] or state["state"] != "ok":
+                raise CacheUnavailable("some node of the Redis Cluster does not answer")
+            return state["latency_ms"]
         started = time.perf_counter()
         try:
-            self.client.ping()
+            self.nodes.node.client.ping()
         except redis.RedisError as problem:
             raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
         return (time.perf_counter() - started) * 1000
 
-    def close(self) -> None:
-        self.client.close()
-
-    def _guarded(self, operation: Callable[[], T]) -> T:
+    def cluster_state(self) -> dict | None:
+        """On a Redis Cluster, its state as this process sees it (`state`, the cluster's
+        own `cluster_state`; `primaries` serving slots; how many are `reachable`;
+        `latency_ms` of the slowest); None on one Redis."""
+        if not self.nodes.is_cluster:
+            return None
         try:
-            return self.breaker.call(operation)
+            return self.nodes.state()
+        except CacheUnavailable:
+            return {"state": None, "primaries": 0, "reachable": 0, "latency_ms": None}
+
+    def close(self) -> None:
+        self.nodes.close()
+
+    def _on(self, node: Node, operation: Callable[[], T]) -> T:
+        """`operation` on `node` behind its breaker; a failure is CacheUnavailable."""
+        try:
+            return node.breaker.call(operation)
         except (redis.RedisError, pybreaker.CircuitBreakerError) as problem:
             metrics.CACHE_UNAVAILABLE.inc()
+            self.nodes.trouble()
             raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
 
-    def _hmget_many(self, packed: bytes, replies: int) -> list[list[bytes | None]]:
+    def _per_node(
+        self, groups: dict[Node, T], operation: Callable[[Node, T], list]
+    ) -> tuple[dict[Node, list], list[CacheUnavailable]]:
+        """`operation(node, group)` on each node behind its breaker: the answers of the
+        nodes that answered, and the failures of the others."""
+        answers: dict[Node, list] = {}
+        failures: list[CacheUnavailable] = []
+        for node, group in groups.items():
+            try:
+                answers[node] = self._on(node, partial(operation, node, group))
+            except CacheUnavailable as failure:
+                failures.append(failure)
+        return answers, failures
+
+    def _hmget_many(self, node: Node, packed: bytes, replies: int) -> list[list[bytes | None]]:
         """Send HMGETs packed by hand in one write and read their replies back in one go:
         for a few hundred buckets the client library's own pipeline costs several times
         more than Redis does. A connection found dead (Redis restarted) is tried once more
         on a fresh one, as the client's own retry would."""
-        pool = self.client.connection_pool
+        pool = node.client.connection_pool
         for attempt in (1, 2):
             conn = pool.get_connection()
             try:
@@ -282,7 +316,8 @@ class RedisRollupCache:
             _packed_hmget(bucket.encode(), list(map(field_of, bucket_days)))
             for bucket, bucket_days in buckets.items()
         )
-        answers = self._guarded(lambda: self._hmget_many(packed, len(buckets)))
+        node = self.nodes.node_of(scope.organisation_id)
+        answers = self._on(node, lambda: self._hmget_many(node, packed, len(buckets)))
         cacheable = [day for bucket_days in buckets.values() for day in bucket_days]
         values = list(chain(*answers))
         with_usage = _with_usage(values)
@@ -309,12 +344,7 @@ class RedisRollupCache:
             tails.append((bucket.suffix.encode(), len(fields), _packed_arguments(fields)))
             is_day += [True] * len(bucket.days) + [False] * len(bucket.points)
         prefixes = [prefix.encode() for prefix in self.layout.scope_prefixes(scopes)]
-        packed = b"".join(
-            _packed_hmget_head(prefix + suffix, count) + arguments
-            for prefix in prefixes
-            for suffix, count, arguments in tails
-        )
-        answers = self._guarded(lambda: self._hmget_many(packed, len(prefixes) * len(tails)))
+        answers = self._read_scopes(scopes, prefixes, tails)
 
         # A scope's replies hold, bucket by bucket, the days' values and then the points':
         # put its days first, so that each scope's values are its days' then its points'.
@@ -346,6 +376,34 @@ class RedisRollupCache:
             reads.append(read)
         return reads
 
+    def _read_scopes(
+        self, scopes: list[Scope], prefixes: list[bytes], tails: list[tuple]
+    ) -> list[list[bytes | None]]:
+        """The replies of every scope's HMGETs, scope after scope: one round trip per node
+        (one in all when the scopes are of one organisation)."""
+        by_node: dict[Node, list[int]] = defaultdict(list)
+        organisations: dict[UUID, Node] = {}
+        for n, scope in enumerate(scopes):
+            node = organisations.get(scope.organisation_id)
+            if node is None:
+                node = organisations[scope.organisation_id] = self.nodes.node_of(
+                    scope.organisation_id
+                )
+            by_node[node].append(n)
+        per_scope: list[list] = [[] for _ in scopes]
+        for node, members in by_node.items():
+            packed = b"".join(
+                _packed_hmget_head(prefixes[n] + suffix, count) + arguments
+                for n in members
+                for suffix, count, arguments in tails
+            )
+            replies = self._on(
+                node, partial(self._hmget_many, node, packed, len(members) * len(tails))
+            )
+            for rank, n in enumerate(members):
+                per_scope[n] = replies[rank * len(tails) : (rank + 1) * len(tails)]
+        return list(chain.from_iterable(per_scope))
+
     def lease(self, wanted: Iterable[tuple], today: date) -> Lease:
         """Take the free leases of the buckets these (scope, days[, points]) live in, in one
         round trip."""
@@ -360,17 +418,34 @@ class RedisRollupCache:
                 buckets.setdefault(bucket, (scope, [], []))[2].extend(found)
         if not buckets:
             return lease
+        groups = self._by_node(buckets, lambda entry: entry[0].organisation_id)
 
-        def take() -> list[bool | None]:
-            pipe = self.client.pipeline(transaction=False)
-            for bucket in buckets:
+        def take(node: Node, names: list[str]) -> list[bool | None]:
+            pipe = node.client.pipeline(transaction=False)
+            for bucket in names:
                 pipe.set(lease_of(bucket), lease.token, nx=True, px=self.lease_ms)
             return pipe.execute()
 
-        for (bucket, entry), granted in zip(buckets.items(), self._guarded(take), strict=True):
-            if granted:
-                lease.buckets[bucket] = entry
+        answers, failures = self._per_node(groups, take)
+        if failures and not answers:  # no node answered: the caller serves from SQL alone
+            raise failures[0]
+        for node, granted in answers.items():
+            for bucket, ok in zip(groups[node], granted, strict=True):
+                if ok:
+                    lease.buckets[bucket] = buckets[bucket]
         return lease
+
+    def _by_node(self, buckets: dict[str, T], organisation: Callable[[T], UUID]) -> dict:
+        """The buckets' names grouped by the node serving them (a node per organisation)."""
+        groups: dict[Node, list[str]] = defaultdict(list)
+        organisations: dict[UUID, Node] = {}
+        for bucket, entry in buckets.items():
+            organisation_id = organisation(entry)
+            node = organisations.get(organisation_id)
+            if node is None:
+                node = organisations[organisation_id] = self.nodes.node_of(organisation_id)
+            groups[node].append(bucket)
+        return groups
 
     def fill(
         self,
@@ -384,12 +459,14 @@ class RedisRollupCache:
         trip. Returns the days and points written."""
         if not lease.buckets:
             return 0
-        buckets = list(lease.buckets.items())
         points = points or {}
+        groups = self._by_node(lease.buckets, lambda entry: entry[0].organisation_id)
+        mark_node = self._mark_node() if self.read_by_servers else None
 
-        def write() -> list[int]:
-            pipe = self.client.pipeline(transaction=False)
-            for bucket, (scope, days, bucket_points) in buckets:
+        def write(node: Node, names: list[str]) -> list[int]:
+            pipe = node.client.pipeline(transaction=False)
+            for bucket in names:
+                scope, days, bucket_points = lease.buckets[bucket]
                 known = figures.get(scope, {})
                 pairs: list[bytes] = []
                 for day in days:
@@ -406,16 +483,20 @@ class RedisRollupCache:
                 ttl += random.randrange(ttl // 10 + 1)
                 keys = [bucket, lease_of(bucket)]
                 self._fill(keys=keys, args=[lease.token, ttl, *pairs], client=pipe)
-            if self.read_by_servers:
+            if node is mark_node:
                 pipe.set(self.layout.served_mark, b"1")
-            return pipe.execute()
+            return pipe.execute()[: len(names)]  # the mark's answer, if any, comes last
 
-        written = self._guarded(write)[: len(buckets)]  # the mark's answer, if any, comes last
-        return sum(
-            len(days) + len(bucket_points)
-            for (_, (_, days, bucket_points)), ok in zip(buckets, written, strict=True)
-            if ok
-        )
+        answers, failures = self._per_node(groups, write)
+        if failures and not answers:
+            raise failures[0]
+        written = 0
+        for node, oks in answers.items():
+            for bucket, ok in zip(groups[node], oks, strict=True):
+                if ok:
+                    _, days, bucket_points = lease.buckets[bucket]
+                    written += len(days) + len(bucket_points)
+        return written
 
     def invalidate(
         self, touched: Iterable[tuple[UUID, UUID, date]], today: date | None = None
@@ -435,48 +516,98 @@ class RedisRollupCache:
         day_bucket_lifetime = math.ceil(self.today_ttl_ms * 1.1 / 86_400_000)
         recent = today - timedelta(days=1 + day_bucket_lifetime)
         forgotten: set[tuple[Scope, date]] = set()
-        fields: dict[str, set[bytes]] = defaultdict(set)
+        fields: dict[str, tuple[UUID, set[bytes]]] = {}
         for organisation_id, api_key_id, day in touched:
             for scope in (Scope(organisation_id), Scope(organisation_id, api_key_id)):
                 if (scope, day) in forgotten:
                     continue
                 forgotten.add((scope, day))
-                fields[self.layout.bucket(scope, day, today=date.max)].add(field_of(day))
+                buckets = [self.layout.bucket(scope, day, today=date.max)]
                 if day >= recent:
-                    fields[self.layout.bucket(scope, day, today=day)].add(field_of(day))
+                    buckets.append(self.layout.bucket(scope, day, today=day))
+                for bucket in buckets:
+                    fields.setdefault(bucket, (organisation_id, set()))[1].add(field_of(day))
         if not fields:
             return 0
-        mark = self.layout.served_mark
-        pipe = self.client.pipeline(transaction=False)
-        if self.read_by_servers:
-            pipe.set(mark, b"1")
-        else:
-            pipe.exists(mark)
-        for bucket, names in fields.items():
-            self._forget(keys=[bucket, lease_of(bucket)], args=sorted(names), client=pipe)
-        marked = self._guarded(pipe.execute)[0]
-        if not marked:
+        groups = self._by_node(fields, lambda entry: entry[0])
+        # The mark rides along where its node is concerned anyway (on one Redis, always):
+        # a node that holds none of these organisations must not make their forgetting
+        # fail (a command asked for the mark above already).
+        mark_node: Node | None = self._mark_node()
+        if mark_node not in groups:
+            mark_node = None
+
+        def forget(node: Node, names: list[str]) -> list:
+            pipe = node.client.pipeline(transaction=False)
+            if node is mark_node:
+                if self.read_by_servers:
+                    pipe.set(self.layout.served_mark, b"1")
+                else:
+                    pipe.exists(self.layout.served_mark)
+            for bucket in names:
+                days = sorted(fields[bucket][1])
+                self._forget(keys=[bucket, lease_of(bucket)], args=days, client=pipe)
+            if names and node.replicas:
+                pipe.execute_command("WAIT", node.replicas, self._wait_ms)
+            answers = pipe.execute()
+            if names and node.replicas and answers[-1] < node.replicas:
+                raise redis.TimeoutError("the node's replicas did not acknowledge in time")
+            return answers
+
+        answers, failures = self._per_node(groups, forget)
+        if failures:
+            raise CacheUnavailable(
+                f"{len(failures)} of {len(groups)} Redis nodes did not forget: {failures[0]}"
+            )
+        if mark_node is not None and not answers[mark_node][0]:
             raise CacheUnavailable("no server of this database reads this Redis")
         return len(forgotten)
 
     def clear(self, organisation_id: UUID | None = None) -> int:
-        """Drop the cached rollups and leases of one organisation, or of all; returns how
-        many keys went."""
+        """Drop the cached rollups and leases of one organisation, or of all, on every node
+        (SCAN sees one node's keys only); returns how many keys went. CacheUnavailable when
+        any node could not be cleared (or its replicas did not follow)."""
+        if organisation_id is None:
+            nodes = self._all_primaries()
+        else:
+            nodes = [self.nodes.node_of(organisation_id)]
+        pattern = self.layout.pattern(organisation_id)
+        mark = self.layout.served_mark.encode()
 
-        def drop() -> int:
+        def unlink(client: redis.Redis, keys: list[bytes]) -> int:
+            if not self.nodes.is_cluster:
+                return client.unlink(*keys)
+            pipe = client.pipeline(transaction=False)  # a cluster's keys may span slots
+            for key in keys:
+                pipe.unlink(key)
+            return sum(pipe.execute())
+
+        def drop(node: Node, _: None) -> int:
+            client = node.client
             dropped = 0
             batch: list[bytes] = []
-            pattern = self.layout.pattern(organisation_id)
-            mark = self.layout.served_mark.encode()
-            for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH):
+            for key in client.scan_iter(match=pattern, count=SCAN_BATCH):
                 if key == mark:  # still the servers' Redis
                     continue
                 batch.append(key)
                 if len(batch) == SCAN_BATCH:
-                    dropped += self.client.unlink(*batch)
+                    dropped += unlink(client, batch)
                     batch.clear()
             if batch:
-                dropped += self.client.unlink(*batch)
+                dropped += unlink(client, batch)
+            if node.replicas and client.wait(node.replicas, self._wait_ms) < node.replicas:
+                raise redis.TimeoutError("the node's replicas did not acknowledge in time")
             return dropped
 
-        return self._guarded(drop)
+        answers, failures = self._per_node(dict.fromkeys(nodes), drop)
+        if failures:
+            raise CacheUnavailable(
+                f"{len(failures)} of {len(nodes)} Redis nodes were not cleared: {failures[0]}"
+            )
+        return sum(answers.values())
+
+    def _all_primaries(self) -> list[Node]:
+        try:
+            return self.nodes.primaries()
+        except (redis.RedisError, RedisClusterException) as problem:
+            raise CacheUnavailable(str(problem) or type(problem).__name__) from problem

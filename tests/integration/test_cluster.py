@@ -1,0 +1,306 @@
+"""The rollup cache on a real Redis Cluster (3 masters, 3 replicas, private, on free ports)
+with REDIS_CLUSTER=true: organisations on every master are cached, imports, `cache clear`
+and `cache warm` reach every node, one node's trouble stays with its organisations, and a
+failover is followed. Expected figures are sums of the generated events."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app import create_app
+from service.entrypoints.http.conventions import services_of
+from service.usecases.cache_upkeep import start_serving
+from tests.support.api import deltas
+from tests.support.commands import run_command
+from tests.support.events import expected_deltas, make_events, write_jsonl
+from tests.support.orgs import create_org
+from tests.support.servers import PrivateRedisCluster
+
+TODAY = datetime.now(UTC).date()
+PAST = [TODAY - timedelta(days=n) for n in range(70, 30, -1)]
+START, END = PAST[0], PAST[-1]
+TIMEOUT_MS = 200
+FAILURES = 3
+RESET_SECONDS = 1
+
+
+def start_cluster(path) -> PrivateRedisCluster:
+    cluster = PrivateRedisCluster(path)
+    cluster.start()
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory):
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture()
+def own_cluster(tmp_path):
+    """A cluster of the test's own, to pause or kill a master of."""
+    cluster = start_cluster(tmp_path / "cluster")
+    yield cluster
+    cluster.stop()
+
+
+def app_on(settings, cluster):
+    app = create_app(
+        replace(
+            settings,
+            redis_url=cluster.url,
+            redis_cluster=True,
+            redis_timeout_ms=TIMEOUT_MS,
+            cache_breaker_failures=FAILURES,
+            cache_breaker_reset_seconds=RESET_SECONDS,
+        )
+    )
+    start_serving(services_of(app))
+    return app
+
+
+@pytest.fixture()
+def shared_app(settings, shared_cluster):
+    app = app_on(settings, shared_cluster)
+    yield app
+    services_of(app).close()
+
+
+class World:
+    """Organisations with a master of each, their events, and SQL reads counted."""
+
+    def __init__(self, app, cluster, tmp_path, seed: int) -> None:
+        self.app, self.cluster, self.tmp_path = app, cluster, tmp_path
+        self.services = services_of(app)
+        self.client = app.test_client()
+        self.rng = random.Random(seed)
+        self.orgs = []  # one per master at least
+        self.master_of: dict[str, int] = {}  # org id -> its master's port
+        ports = {node.port for node in cluster.masters()}
+        while set(self.master_of.values()) != ports:
+            org = create_org(self.services.directory, clinic_keys=2)
+            self.orgs.append(org)
+            self.master_of[org.id] = cluster.node_of(f"{{{org.id}}}").port
+        self.events = {org.id: [] for org in self.orgs}
+        self.sql_reads: Counter[str] = Counter()
+        rollups = self.services.rollups
+        read = rollups.organisation_days
+
+        def counted(organisation_id, days):
+            self.sql_reads[str(organisation_id)] += 1
+            return read(organisation_id, days)
+
+        rollups.organisation_days = counted
+        self.imports = 0
+
+    def import_events(self, count: int, days=PAST) -> None:
+        batch = []
+        for org in self.orgs:
+            events = make_events(self.rng, org.key_ids, days, count)
+            self.events[org.id] += events
+            batch += events
+        self.imports += 1
+        path = write_jsonl(self.tmp_path / f"import-{self.imports}.jsonl", batch)
+        result = run_command(self.services.settings, "usage", "import", str(path))
+        assert result.exit_code == 0, result.output
+
+    def check(self, org) -> float:
+        """Ask for the organisation's figures; they must be the events' sums. Seconds taken."""
+        began = time.perf_counter()
+        found = deltas(self.client, org, START, END)
+        took = time.perf_counter() - began
+        assert found == expected_deltas(self.events[org.id], START, END), org.id
+        return took
+
+    def hits(self) -> Counter[int]:
+        """Per master: organisations answered twice in a row without a SQL read."""
+        per_master: Counter[int] = Counter()
+        for org in self.orgs:
+            self.check(org)
+            before = self.sql_reads[org.id]
+            self.check(org)
+            if self.sql_reads[org.id] == before:
+                per_master[self.master_of[org.id]] += 1
+        return per_master
+
+    def cached_keys(self) -> dict[int, int]:
+        """Per master: the cache's keys of these organisations it holds."""
+        found = {}
+        for node in self.cluster.masters():
+            client = node.client()
+            try:
+                found[node.port] = sum(
+                    1 for org in self.orgs for _ in client.scan_iter(match=f"ua1:*{{{org.id}}}*")
+                )
+            finally:
+                client.close()
+        return found
+
+
+@pytest.fixture()
+def world(shared_app, shared_cluster, tmp_path):
+    return World(shared_app, shared_cluster, tmp_path, seed=31)
+
+
+def test_organisations_on_every_master_are_cached_on_their_own_master(world):
+    world.import_events(40)
+    hits = world.hits()
+    assert set(hits) == set(world.master_of.values()), hits
+    assert sum(hits.values()) == len(world.orgs)
+    keys = world.cached_keys()
+    for org in world.orgs:
+        assert keys[world.master_of[org.id]] > 0
+    for port, count in keys.items():
+        mine = [org for org in world.orgs if world.master_of[org.id] == port]
+        assert (count > 0) == bool(mine)
+
+
+def test_an_import_reaches_every_node_before_it_returns(world):
+    world.import_events(40)
+    world.hits()  # every organisation cached
+    world.import_events(25, PAST[5:15])  # late events for cached days, on every node
+    for org in world.orgs:
+        world.check(org)
+    assert sum(world.hits().values()) == len(world.orgs)
+    with world.services.database.connection() as conn:
+        left = conn.execute("SELECT count(*) FROM cache_outbox").fetchone()[0]
+    assert left == 0
+
+
+def test_cache_clear_and_cache_warm_reach_every_node(world, settings, shared_cluster):
+    world.import_events(30)
+    world.hits()
+    assert all(world.cached_keys().values())
+    cluster_settings = world.services.settings
+
+    cleared = run_command(cluster_settings, "cache", "clear")
+    assert cleared.exit_code == 0, cleared.output
+    assert not any(world.cached_keys().values())
+    for org in world.orgs:  # misses, from SQL, exact
+        before = world.sql_reads[org.id]
+        world.check(org)
+        assert world.sql_reads[org.id] == before + 1
+
+    run_command(cluster_settings, "cache", "clear")
+    warmed = run_command(
+        cluster_settings, "cache", "warm", "--start", START.isoformat(), "--end", END.isoformat()
+    )
+    assert warmed.exit_code == 0, warmed.output
+    assert all(world.cached_keys()[port] > 0 for port in set(world.master_of.values()))
+    for org in world.orgs:  # hits straight after the warm
+        before = world.sql_reads[org.id]
+        world.check(org)
+        assert world.sql_reads[org.id] == before, org.id
+
+
+def test_readyz_reports_the_cluster(shared_app):
+    answer = shared_app.test_client().get("/readyz")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "ok"
+    assert body["redis"]["ok"] is True
+    assert body["redis"]["cluster"] == {"state": "ok", "primaries": 3, "reachable": 3}
+    assert body["redis"]["latency_ms"] >= 0
+
+
+def test_a_paused_master_sends_only_its_organisations_to_sql(settings, own_cluster, tmp_path):
+    app = app_on(settings, own_cluster)
+    try:
+        world = World(app, own_cluster, tmp_path, seed=32)
+        world.import_events(40)
+        world.hits()
+        victim = own_cluster.node_of(f"{{{world.orgs[0].id}}}")
+        hurt = [org for org in world.orgs if world.master_of[org.id] == victim.port]
+        spared = [org for org in world.orgs if world.master_of[org.id] != victim.port]
+
+        victim.pause()
+        try:
+            durations = [world.check(org) for _ in range(FAILURES + 5) for org in hurt]
+            ready = world.client.get("/readyz").get_json()
+            for org in spared:  # still from the cache
+                before = world.sql_reads[org.id]
+                world.check(org)
+                assert world.sql_reads[org.id] == before, "a healthy node's organisation"
+        finally:
+            victim.resume()
+        assert ready["status"] == "degraded"
+        assert ready["redis"]["cluster"]["reachable"] == 2
+        # Each request waits on the paused node once at most (a read, bounded by the
+        # timeout), and only until that node's breaker opens.
+        slow = [took for took in durations if took > TIMEOUT_MS / 2000]
+        assert len(slow) <= FAILURES, durations
+        assert max(durations) < 2 * TIMEOUT_MS / 1000, durations
+        print(f"paused-node requests, seconds: {[round(d, 3) for d in durations]}")
+
+        own_cluster.wait_healthy()
+        time.sleep(RESET_SECONDS + 0.1)
+        world.import_events(20, PAST[3:9])
+        for org in world.orgs:
+            world.check(org)
+    finally:
+        services_of(app).close()
+
+
+def test_an_import_while_a_master_is_paused_is_never_hidden(settings, own_cluster, tmp_path):
+    app = app_on(settings, own_cluster)
+    try:
+        world = World(app, own_cluster, tmp_path, seed=33)
+        world.import_events(40)
+        world.hits()
+        victim = own_cluster.node_of(f"{{{world.orgs[0].id}}}")
+        victim.pause()
+        try:
+            world.import_events(20, PAST[3:9])  # its invalidations cannot reach the victim
+            for org in world.orgs:
+                world.check(org)
+        finally:
+            victim.resume()
+        own_cluster.wait_healthy()
+        time.sleep(RESET_SECONDS + 0.1)
+        for org in world.orgs:  # the victim's old figures are never served
+            world.check(org)
+            world.check(org)
+    finally:
+        services_of(app).close()
+
+
+def test_a_killed_master_fails_over_and_caching_resumes(settings, own_cluster, tmp_path):
+    app = app_on(settings, own_cluster)
+    try:
+        world = World(app, own_cluster, tmp_path, seed=34)
+        world.import_events(40)
+        world.hits()
+        org = world.orgs[0]
+        victim = own_cluster.node_of(f"{{{org.id}}}")
+        victim.stop()
+        deadline = time.monotonic() + 20
+        while True:  # answers stay exact throughout the failover
+            world.check(org)
+            try:
+                if own_cluster.node_of(f"{{{org.id}}}").port != victim.port:
+                    break
+            except LookupError:
+                pass
+            assert time.monotonic() < deadline, "no replica was promoted"
+            time.sleep(0.1)
+        own_cluster.wait_healthy()
+        world.import_events(20, PAST[3:9])
+        deadline = time.monotonic() + 10
+        while True:  # the promoted replica serves the organisation's cache
+            before = world.sql_reads[org.id]
+            world.check(org)
+            world.check(org)
+            if world.sql_reads[org.id] <= before + 1:
+                break
+            assert time.monotonic() < deadline, "caching did not resume on the new master"
+            time.sleep(0.2)
+        assert sum(world.hits().values()) == len(world.orgs)
+    finally:
+        services_of(app).close()
