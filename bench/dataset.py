@@ -1,8 +1,10 @@
 """The benchmark's dataset: organisations, keys and usage events, the same on every run.
 
 About 10 organisations x 100 keys, 400 days ending today and 5 million events by default
-(`--small`: 3 x 20 keys, 60 days, 200,000 events). Weekdays are three times busier than
-weekends, and in every organisation five keys take half of the traffic.
+(`--small`: 3 x 20 keys, 60 days, 200,000 events), plus two organisations of 10 and of
+1,000 keys, whose latencies must not differ (the cache must not grow with keys). Every
+organisation has the same share of the traffic; weekdays are three times busier than
+weekends, and in every organisation five keys take half of it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Shape:
     days: int
     events: int
     seed: int = 20261124
+    # Organisations of these many keys beside the others, compared with one another.
+    sized_organisations: tuple[int, ...] = (10, 1000)
 
     @classmethod
     def standard(cls) -> Shape:
@@ -49,14 +53,19 @@ class Organisation:
     key_ids: list[uuid.UUID]
 
 
+def _key_counts(shape: Shape) -> list[int]:
+    return [shape.keys_per_organisation] * shape.organisations + list(shape.sized_organisations)
+
+
 def fixed_id(*parts: object) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, ":".join(map(str, parts)))
 
 
 def create_organisations(services: Services, shape: Shape) -> list[Organisation]:
-    """Organisations, providers, clinics and keys with fixed ids, in an empty database."""
+    """Organisations, providers, clinics and keys with fixed ids, in an empty database: the
+    standard ones first, then the sized ones."""
     made = []
-    for n in range(shape.organisations):
+    for n, key_count in enumerate(_key_counts(shape)):
         org_id = fixed_id("org", n)
         directory = services.directory
         admin.create_organisation(directory, f"Bench organisation {n}", org_id)
@@ -64,7 +73,7 @@ def create_organisations(services: Services, shape: Shape) -> list[Organisation]
         admin.create_provider(directory, org_id, provider_id)
         _, secret = admin.create_api_key(directory, org_id, "bench root", is_root=True)
         keys = []
-        for k in range(shape.keys_per_organisation):
+        for k in range(key_count):
             clinic_id = fixed_id("clinic", n, k)
             admin.create_clinic(directory, org_id, f"Clinic {k}", clinic_id)
             key_id = fixed_id("key", n, k)
@@ -76,10 +85,13 @@ def create_organisations(services: Services, shape: Shape) -> list[Organisation]
     return made
 
 
-def events(shape: Shape, organisations: list[Organisation], today: date) -> Iterator[tuple]:
+def events(
+    shape: Shape, organisations: list[Organisation], today: date, id_prefix: str = "b"
+) -> Iterator[tuple]:
     """(event_id, api_key_id, occurred_at, tokens, stt_duration, usage), day by day, over
-    the days before `today` (an import refuses events that have not happened yet)."""
-    rng = random.Random(shape.seed)
+    the days before `today` (an import refuses events that have not happened yet). Another
+    `id_prefix` (and shape) gives events of their own, new to a database holding these."""
+    rng = random.Random(f"{shape.seed}:{id_prefix}")
     keys = [key for org in organisations for key in org.key_ids]
     weights = []
     for org in organisations:  # five heavy keys per organisation carry half its traffic
@@ -101,7 +113,7 @@ def events(shape: Shape, organisations: list[Organisation], today: date) -> Iter
         for n, key in enumerate(chosen):
             moment = midnight + timedelta(seconds=rng.randrange(86_400))
             yield (
-                f"b{index}-{n}",
+                f"{id_prefix}{index}-{n}",
                 str(key),
                 moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 int(rng.lognormvariate(7.5, 1.0)),

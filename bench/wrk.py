@@ -118,3 +118,31 @@ def run(wrk: str, base_url: str, requests: list[Request], args, seconds: int | N
         "non_2xx": raw["non2xx"],
         "errors": raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
     }
+
+
+def alternating(wrk: str, first: str, second: str, requests: list[Request], args):
+    """Runs of two servers in the order first, second, second, first, each figure the two
+    runs of its server together: a machine shared with others changes pace within a run,
+    and this order lays the change on both alike."""
+    legs = [run(wrk, base, requests, args) for base in (first, second, second, first)]
+    return _together(legs[0], legs[3]), _together(legs[1], legs[2])
+
+
+def _together(one: dict, other: dict) -> dict:
+    requests = one["requests"] + other["requests"]
+    seconds = one["requests"] / one["requests_per_second"] + (
+        other["requests"] / other["requests_per_second"]
+    )
+    return {
+        "requests": requests,
+        "requests_per_second": round(requests / seconds, 1),
+        # Percentiles cannot be merged: the worse of the two runs'.
+        "p50_ms": max(one["p50_ms"], other["p50_ms"]),
+        "p99_ms": max(one["p99_ms"], other["p99_ms"]),
+        "mean_ms": round(
+            (one["mean_ms"] * one["requests"] + other["mean_ms"] * other["requests"]) / requests, 3
+        ),
+        "non_2xx": one["non_2xx"] + other["non_2xx"],
+        "errors": one["errors"] + other["errors"],
+        "runs": [one["requests_per_second"], other["requests_per_second"]],
+    }
