@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -304,3 +305,65 @@ def test_a_killed_master_fails_over_and_caching_resumes(settings, own_cluster, t
         assert sum(world.hits().values()) == len(world.orgs)
     finally:
         services_of(app).close()
+
+
+def replica_of(cluster: PrivateRedisCluster, master) -> object:
+    for node in cluster.nodes:
+        if node.process is not None and node is not master:
+            client = node.client()
+            try:
+                role = client.role()
+            finally:
+                client.close()
+            if role[0] == b"slave" and int(role[2]) == master.port:
+                return node
+    raise LookupError(f"no replica follows {master.port}")
+
+
+def test_forgetting_counts_only_once_the_replicas_have_it(settings, own_cluster, tmp_path):
+    """A replica promoted without the forgetting would serve the old figures again: a
+    forget is delivered only when the master's replicas acknowledge it (WAIT)."""
+    app = app_on(settings, own_cluster)
+    try:
+        world = World(app, own_cluster, tmp_path, seed=35)
+        world.import_events(40)
+        world.hits()  # writes on every master: their replicas are listed from now on
+        nodes = world.services.cache.nodes
+        org = world.orgs[0]
+        deadline = time.monotonic() + 10
+        while nodes.node_of(uuid.UUID(org.id)).replicas != 1:  # as the periodic lookup finds
+            assert time.monotonic() < deadline, "the replicas were never listed"
+            time.sleep(0.2)
+            nodes._topology().nodes_manager.initialize()
+
+        world.import_events(10, PAST[2:6])  # forgotten on masters and replicas alike
+        assert pending_rows(world) == 0
+        for each in world.orgs:
+            world.check(each)
+
+        replica = replica_of(own_cluster, own_cluster.node_of(f"{{{org.id}}}"))
+        replica.pause()
+        try:
+            world.import_events(10, PAST[6:9])
+            assert pending_rows(world, org.id) > 0, "unacknowledged: the rows stay"
+            for each in world.orgs:
+                world.check(each)
+        finally:
+            replica.resume()
+        own_cluster.wait_healthy()
+        time.sleep(RESET_SECONDS + 0.1)
+        for each in world.orgs:
+            world.check(each)
+            world.check(each)
+        assert pending_rows(world) == 0
+    finally:
+        services_of(app).close()
+
+
+def pending_rows(world: World, organisation_id: str | None = None) -> int:
+    with world.services.database.connection() as conn:
+        if organisation_id is None:
+            return conn.execute("SELECT count(*) FROM cache_outbox").fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM cache_outbox WHERE organisation_id = %s", (organisation_id,)
+        ).fetchone()[0]

@@ -120,6 +120,8 @@ class ClusterNode(PrivateRedis):
                 *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
                 # A master silent this long is failed over to its replica.
                 *("--cluster-node-timeout", str(PrivateRedisCluster.NODE_TIMEOUT_MS)),
+                # A replica syncs at once, not after the default 5 s wait for others.
+                *("--repl-diskless-sync-delay", "0"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
