@@ -400,6 +400,8 @@ class RedisRollupCache:
             replies = self._on(
                 node, partial(self._hmget_many, node, packed, len(members) * len(tails))
             )
+            if len(by_node) == 1:  # one node (always on one Redis): already in scope order
+                return replies
             for rank, n in enumerate(members):
                 per_scope[n] = replies[rank * len(tails) : (rank + 1) * len(tails)]
         return list(chain.from_iterable(per_scope))
