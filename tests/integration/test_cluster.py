@@ -5,6 +5,7 @@ failover is followed. Expected figures are sums of the generated events."""
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -307,6 +308,15 @@ def test_a_killed_master_fails_over_and_caching_resumes(settings, own_cluster, t
         services_of(app).close()
 
 
+class Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def replica_of(cluster: PrivateRedisCluster, master) -> object:
     for node in cluster.nodes:
         if node.process is not None and node is not master:
@@ -367,3 +377,27 @@ def pending_rows(world: World, organisation_id: str | None = None) -> int:
         return conn.execute(
             "SELECT count(*) FROM cache_outbox WHERE organisation_id = %s", (organisation_id,)
         ).fetchone()[0]
+
+
+def test_a_cluster_node_read_as_one_redis_answers_exactly_and_says_what_to_set(
+    settings, shared_cluster, tmp_path
+):
+    """REDIS_CLUSTER left false with REDIS_URL at a cluster node: answers stay exact, the
+    log says what to set, and MOVED answers (a node that answers at once) do not open the
+    breaker."""
+    said = Said()
+    logger = logging.getLogger("scrubs.cache")  # the service's loggers do not propagate
+    logger.addHandler(said)
+    app = create_app(replace(settings, redis_url=shared_cluster.url, redis_timeout_ms=TIMEOUT_MS))
+    start_serving(services_of(app))
+    try:
+        world = World(app, shared_cluster, tmp_path, seed=36)
+        world.import_events(20)
+        for _ in range(FAILURES + 1):
+            for org in world.orgs:
+                world.check(org)
+        assert any("set REDIS_CLUSTER=true" in line for line in said.lines), said.lines
+        assert services_of(app).cache.breaker.current_state == "closed"
+    finally:
+        logger.removeHandler(said)
+        services_of(app).close()

@@ -49,7 +49,7 @@ class FakeCluster(ClusterNodes):
     def known(self) -> list[Node]:
         return list(self.by_name.values())
 
-    def trouble(self) -> None:
+    def trouble(self, problem: Exception | None = None) -> None:
         self.troubles += 1
 
     def close(self) -> None:

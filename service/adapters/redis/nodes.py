@@ -10,6 +10,7 @@ cluster client's pipeline refuses. A key's slot is that of its `{organisation}` 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -32,6 +33,7 @@ from redis.retry import Retry
 from service.observability import metrics
 from service.usecases.ports import CacheUnavailable
 
+log = logging.getLogger("scrubs.cache")
 # A node that answers "ask another node" or "the cluster is down" answers at once: it is
 # not slow, so its breaker stays shut; the topology is looked up again instead.
 NOT_A_NODE_FAILURE = (AskError, TryAgainError, ClusterDownError)
@@ -123,6 +125,7 @@ class OneRedis:
 
     def __init__(self, client: redis.Redis, breakers: Breakers) -> None:
         self.node = breakers.node("redis", client)
+        self._told_cluster = False
 
     def node_of(self, organisation_id: UUID) -> Node:
         return self.node
@@ -136,8 +139,15 @@ class OneRedis:
     def known(self) -> list[Node]:
         return [self.node]
 
-    def trouble(self) -> None:
-        """One Redis has no topology to look up again."""
+    def trouble(self, problem: Exception | None = None) -> None:
+        """One Redis has no topology to look up again; but one that sends us elsewhere is a
+        node of a Redis Cluster, which only REDIS_CLUSTER=true can use whole."""
+        if isinstance(problem, AskError) and not self._told_cluster:
+            self._told_cluster = True
+            log.warning(
+                "REDIS_URL names a node of a Redis Cluster (it answered MOVED): only the "
+                "organisations of that node are cached; set REDIS_CLUSTER=true"
+            )
 
     def close(self) -> None:
         self.node.client.close()
@@ -200,7 +210,7 @@ class ClusterNodes:
             self._refresher = None  # a thread of the parent, if any, did not survive fork
             return cluster
 
-    def trouble(self) -> None:
+    def trouble(self, problem: Exception | None = None) -> None:
         """A node failed, or sent us elsewhere: look the topology up again soon."""
         self._refresh_wanted.set()
         refresher = self._refresher

@@ -266,7 +266,7 @@ class RedisRollupCache:
             return node.breaker.call(operation)
         except (redis.RedisError, pybreaker.CircuitBreakerError) as problem:
             metrics.CACHE_UNAVAILABLE.inc()
-            self.nodes.trouble()
+            self.nodes.trouble(problem)
             raise CacheUnavailable(str(problem) or type(problem).__name__) from problem
 
     def _per_node(
