@@ -18,6 +18,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 TOP = 15
+# Where a thread waits rather than computes: for Postgres or Redis (psycopg's wait, socket
+# calls, poll), or for other threads (locks, queues).
+WAITS = (
+    "psycopg/connection.py:479(wait)",
+    "'acquire' of '_thread.lock'",
+    "'get' of '_queue.SimpleQueue'",
+    "select.epoll",
+    "select.poll",
+    "'recv_into' of '_socket.socket'",
+    "'sendall' of '_socket.socket'",
+    "'recv' of '_socket.socket'",
+)
+
+
+def is_wait(function: str) -> bool:
+    return any(marker in function for marker in WAITS)
 
 
 def summary(

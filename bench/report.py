@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.profiles import is_wait
+
 
 def write_chart(results: dict, path: Path) -> None:
     runs = results["throughput"]
@@ -53,3 +55,141 @@ def write_chart(results: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+def _figure(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def markdown(results: dict) -> str:
+    """The README's "Performance" section for a run: every target with its measurement,
+    throughput and p99 per query, storage, and where the time goes for unmet targets."""
+    shape, machine = results["dataset"], results["machine"]
+    sized = " and ".join(f"{n:,}" for n in shape["sized_organisations"])
+    out = [
+        "## Performance",
+        "",
+        f"`make bench` ({results['run_seconds'] / 60:.0f} minutes for the last run here;"
+        " `make bench-small` in about three) loads the standard dataset through `usage import`:"
+        f" {shape['organisations']} organisations of {shape['keys_per_organisation']} keys and"
+        f" two of {sized} keys, {shape['days']} days, {shape['events']:,} events. Every figure"
+        " is a ratio taken in one run, on"
+        f" {machine['cores']} cores shared by wrk ({results['wrk']['connections']} connections),"
+        " gunicorn (shipped config,"
+        f" {results['gunicorn']['workers']} workers x {results['gunicorn']['threads']} threads),"
+        " Postgres and Redis, and with other people's work on the same machine: ratios move"
+        " between runs. Warm queries are measured against the **I/O floor**"
+        " (`bench/floor.py`): the same gunicorn config serving a bare WSGI function that runs"
+        " the service's auth statement on the service's pool, the organisation's keys"
+        " statement where a report by key reads them, and the HMGETs of the range packed as"
+        " the cache packs them (quarter-hour points included for a zone), then writes the"
+        " service's own answer, prebuilt. Service and floor run in turn (service, floor,"
+        " floor, service). Figures of the last run (`bench/results/latest.json`):",
+        "",
+        "![throughput and latency per query kind](bench/results/latest.png)",
+        "",
+        "| target | goal | measured | |",
+        "| --- | --- | --- | --- |",
+    ]
+    for t in results["targets"]:
+        goal = t["target"].replace(">=", "≥").replace("<=", "≤")
+        measured = f"{_figure(t['measured'])} ({t['detail']})".replace("|", "\\|")
+        out.append(
+            f"| {t['what']} | {goal} | {measured} | {'met' if t['met'] else '**not met**'} |"
+        )
+    runs, floor = results["throughput"], results["floor_throughput"]
+    out += [
+        "",
+        "Throughput and latency under load (wrk); the I/O floor's beside the service's:",
+        "",
+        "| query | requests/s | p50 ms | p99 ms | floor requests/s | floor p99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, run in runs.items():
+        beside = floor.get(name)
+        out.append(
+            f"| {name} | {run['requests_per_second']:,.0f} | {run['p50_ms']:.1f}"
+            f" | {run['p99_ms']:.1f} | "
+            + (
+                f"{beside['requests_per_second']:,.0f} | {beside['p99_ms']:.1f} |"
+                if beside
+                else "- | - |"
+            )
+        )
+    info = "; ".join(f"{i['what']} {i['measured']}" for i in results["information"])
+    out += ["", f"For information: {info}.", ""]
+    storage = results["storage"]
+    sizes, hot, compaction = storage["sizes"], storage["hot_updates"], storage["compaction"]
+    tables = sizes["tables"]
+    partitions = tables["usage_events"]["partitions"]
+    dropped = results["partition_drop"]
+    out += [
+        "**Storage** after the import: an event costs"
+        f" {sizes['bytes_per_event']:.0f} bytes of raw storage"
+        f" ({sizes['bytes_per_event_detail']['usage_events']:.0f} in its monthly partition of"
+        f" `usage_events`, {sizes['bytes_per_event_detail']['usage_event_ids']:.0f} in"
+        f" `usage_event_ids`; {len(partitions)} partitions,"
+        f" {_mb(tables['usage_events']['bytes'])} in all) and"
+        f" {sizes['rollup_bytes_per_event']:.0f} bytes of rollups, which stay when"
+        " `EVENT_RETENTION_DAYS` drops old months. A rollup row costs "
+        + ", ".join(
+            f"{tables[t]['bytes_per_row']:.0f} bytes in `{t}` ({tables[t]['rows']:,} rows,"
+            f" {_mb(tables[t]['bytes'])})"
+            for t in compaction
+        )
+        + ". HOT updates: "
+        + ", ".join(
+            f"`{t}` {h['hot_share'] * 100:.0f}% of {h['updates']:,}"
+            for t, h in hot.items()
+            if h["updates"]
+        )
+        + ". Against a compacted copy (same fillfactor and indexes): "
+        + ", ".join(f"`{t}` {c['vs_compacted']}x" for t, c in compaction.items())
+        + ". The 366-day organisation-wide SQL read: "
+        + "; ".join(
+            line.strip().split("  (")[0].removeprefix("->  ")
+            for line in storage["explain_366d_org"]["plan"]
+            if "Scan" in line
+        )
+        + f". Dropping the oldest month ({', '.join(dropped['dropped'])}, through"
+        f" `EVENT_RETENTION_DAYS={dropped['event_retention_days']}`) changed"
+        f" {len(dropped['changed'])} of {dropped['compared']} answers (org-wide and per key,"
+        " from the cached and the cache-less server).",
+    ]
+    profiles = results.get("profiles", {})
+    if profiles:
+        out += [
+            "",
+            "**Where the time goes** for the unmet targets (cProfile; requests answered in"
+            " process by a fresh app, commands in their own process with their threads' times"
+            " added; of the top 15 functions by own time, the waits summed and the rest named,"
+            " in ms a request or a command; `latest.json` has the top 15 by own and by"
+            " cumulative time):",
+            "",
+        ]
+        for name, profile in profiles.items():
+            if "error" in profile:
+                out.append(f"- {name}: not profiled ({profile['error']})")
+                continue
+            rows = profile["by_own_time"]
+            waits = sum(row["own_ms"] for row in rows if is_wait(row["function"]))
+            top = ", ".join(
+                f"`{row['function']}` {row['own_ms']:.2f}"
+                for row in [row for row in rows if not is_wait(row["function"])][:6]
+            )
+            out.append(
+                f"- {name} ({profile['ms_per_unit_profiled']} ms profiled; waiting on Postgres,"
+                f" Redis or other threads among the top 15: {waits:.2f}): {top}"
+            )
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())), end="")

@@ -19,6 +19,14 @@ COMPACTED_TARGET = 1.5
 IMPORT_RATE_BEFORE_QUARTERS = 61_744
 
 
+def number(value: float) -> str:
+    """A figure as a person reads it: whole numbers with their thousands, others to three
+    significant digits."""
+    if float(value).is_integer() or abs(value) >= 1000:
+        return f"{round(value):,}"
+    return f"{value:.3g}"
+
+
 def ratio(
     what: str, target: str, top: float, bottom: float, unit: str, profile: str | None = None
 ) -> dict:
@@ -31,7 +39,7 @@ def ratio(
         "target": target,
         "measured": round(value, 3),
         "met": met,
-        "detail": f"{top:,.3f} vs {bottom:,.3f} {unit}",
+        "detail": f"{number(top)} vs {number(bottom)} {unit}",
         "profile": profile,
     }
 
@@ -140,7 +148,11 @@ def targets(results: dict) -> list[dict]:
                 )
             )
         explained = storage["explain_366d_org"]
-        scans = [line.strip() for line in explained["plan"] if "Scan" in line]
+        scans = [
+            line.strip().removeprefix("->").strip().split("  (")[0]
+            for line in explained["plan"]
+            if "Scan" in line
+        ]
         found.append(
             check(
                 "366-day org-wide SQL read is an index scan",
