@@ -401,3 +401,40 @@ def test_a_cluster_node_read_as_one_redis_answers_exactly_and_says_what_to_set(
     finally:
         logger.removeHandler(said)
         services_of(app).close()
+
+
+def test_a_master_paused_past_its_failover_never_serves_its_old_figures(
+    settings, own_cluster, tmp_path
+):
+    """The master is paused until its replica is promoted, imports change its organisations'
+    days on the new master, then the old one comes back (as a replica, its days stale)."""
+    app = app_on(settings, own_cluster)
+    try:
+        world = World(app, own_cluster, tmp_path, seed=37)
+        world.import_events(40)
+        world.hits()
+        org = world.orgs[0]
+        victim = own_cluster.node_of(f"{{{org.id}}}")
+        heir = replica_of(own_cluster, victim)
+        victim.pause()
+        try:
+            deadline = time.monotonic() + 20
+            while heir.role() != "master":
+                world.check(org)
+                assert time.monotonic() < deadline, "no replica was promoted"
+                time.sleep(0.1)
+            world.import_events(20, PAST[2:12])
+            for each in world.orgs:
+                world.check(each)
+                world.check(each)
+        finally:
+            victim.resume()
+        own_cluster.wait_healthy()
+        assert victim.role() == "slave"
+        world.import_events(10, PAST[12:20])
+        for _ in range(3):
+            for each in world.orgs:
+                world.check(each)
+        assert sum(world.hits().values()) == len(world.orgs)
+    finally:
+        services_of(app).close()

@@ -113,9 +113,33 @@ def run_with_fault(stack: Stack, seeded, name: str, fault, heal):
     outcome = run_under_load(stack, seeded[0], fault=fault_and_count, heal=heal_and_count)
     stack.redis.wait_healthy()
     check(stack, seeded, outcome, name)
-    REPORT[-1] |= {"requests": len(outcome.requests), "failed": len(outcome.failures())}
+    REPORT[-1] |= {
+        "requests": len(outcome.requests),
+        "failed": len(outcome.failures()),
+        "latency_ms_during_the_fault": latencies(outcome, outcome.fault_at, outcome.healed_at),
+        "latency_ms_otherwise": latencies(outcome, None, None),
+    }
     gained = REPORT[-1]["hits_on_the_other_masters_during_the_fault"]
     assert gained and all(hits > 0 for hits in gained.values()), gained
+
+
+def latencies(outcome, start: float | None, end: float | None) -> dict[str, float]:
+    """Median, 99th percentile and worst of the requests begun within [start, end] (None,
+    None: of those begun outside the fault's window); 64 connections on 4 workers queue."""
+    inside = [
+        r["end"] - r["start"]
+        for r in outcome.requests
+        if (start is not None and start <= r["start"] <= end)
+        or (start is None and not outcome.fault_at <= r["start"] <= outcome.healed_at)
+    ]
+    if not inside:
+        return {}
+    inside.sort()
+    return {
+        "p50": round(1000 * inside[len(inside) // 2], 1),
+        "p99": round(1000 * inside[int(len(inside) * 0.99)], 1),
+        "max": round(1000 * inside[-1], 1),
+    }
 
 
 def test_steady_load_on_a_cluster_fails_nothing(cluster_stack, seeded):
