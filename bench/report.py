@@ -3,6 +3,7 @@ where it was measured) and latency under load."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -88,7 +89,8 @@ def markdown(results: dict) -> str:
         " statement where a report by key reads them, and the HMGETs of the range packed as"
         " the cache packs them (quarter-hour points included for a zone), then writes the"
         " service's own answer, prebuilt. Service and floor run in turn (service, floor,"
-        " floor, service). Figures of the last run (`bench/results/latest.json`):",
+        " floor, service). Figures of the last run"
+        f" ({results['generated_at'][:10]}, `bench/results/latest.json`):",
         "",
         "![throughput and latency per query kind](bench/results/latest.png)",
         "",
@@ -181,11 +183,23 @@ def markdown(results: dict) -> str:
                 f"`{row['function']}` {row['own_ms']:.2f}"
                 for row in [row for row in rows if not is_wait(row["function"])][:6]
             )
+            if "events" in profile:
+                name += f" of {profile['events']:,} new events"
             out.append(
                 f"- {name} ({profile['ms_per_unit_profiled']} ms profiled; waiting on Postgres,"
                 f" Redis or other threads among the top 15: {waits:.2f}): {top}"
             )
-    return "\n".join(out) + "\n"
+    return "\n".join(map(_wrapped, out)) + "\n"
+
+
+def _wrapped(block: str) -> str:
+    """Prose at the README's width; tables, headings and images as they are."""
+    if not block or block.startswith(("|", "#", "!")):
+        return block
+    indent = "  " if block.startswith("- ") else ""
+    return textwrap.fill(
+        block, width=92, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
 
 
 if __name__ == "__main__":
