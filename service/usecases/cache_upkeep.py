@@ -90,6 +90,15 @@ def warm(
     readers = min(READERS, batches.qsize())
     with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="cache-warm") as pool:
         written = sum(f.result() for f in [pool.submit(read_and_fill) for _ in range(readers)])
+    # On a Redis Cluster, the batches skip the organisations of a node that does not answer
+    # and fill the others: say so rather than report a warm cache.
+    cluster = cache.cluster_state()
+    if cluster is not None and cluster["reachable"] < cluster["primaries"]:
+        silent = cluster["primaries"] - cluster["reachable"]
+        raise OperationFailed(
+            f"Redis: {silent} of {cluster['primaries']} cluster nodes did not answer; the "
+            f"organisations they serve were not warmed ({written} organisation-days were)"
+        )
     return {"org_days": written, "seconds": round(time.perf_counter() - started, 3)}
 
 
