@@ -5,6 +5,15 @@
 --    usage_daily's covering index held tokens/usage/stt_duration, so every upsert wrote
 --    a new index entry and the table bloated tenfold; organisation-wide days now come from
 --    their own rollup, usage_daily_org, as quarter-hours already do.
+--    The room a page needs: an import's batch may update every row of a page (rows are
+--    written in time order, and a batch covers a stretch of time), and an old version can
+--    only be pruned once no transaction may still see it, so a page must hold one more
+--    version of each of its rows (fillfactor 50). An organisation's rows take updates from
+--    both of the import's connections at once (each has its share of every batch), so they
+--    need room for two (fillfactor 30). usage_quarter rows are rarely updated twice in a
+--    batch; they keep 70. Measured on 600,000 time-ordered events of 400 keys: HOT share
+--    of usage_daily 75% at 70 -> 95% at 50, of usage_quarter_org 61% at 70, 75% at 50,
+--    100% at 30.
 -- 2. Raw events are partitioned by month of occurred_at, so that a retention window
 --    (EVENT_RETENTION_DAYS) drops old months whole. A unique index of a partitioned table
 --    must hold the partition key, so "an event_id is imported once" is kept by a table of
@@ -19,7 +28,7 @@ CREATE TABLE usage_daily_org (
     usage            numeric NOT NULL,
     stt_duration     numeric NOT NULL,
     PRIMARY KEY (organisation_id, day)
-) WITH (fillfactor = 70);
+) WITH (fillfactor = 30);
 
 INSERT INTO usage_daily_org (organisation_id, day, tokens, usage, stt_duration)
 SELECT organisation_id, day, sum(tokens), sum(usage), sum(stt_duration)
@@ -27,8 +36,10 @@ FROM usage_daily
 GROUP BY 1, 2;
 
 DROP INDEX usage_daily_organisation_day;
-ALTER TABLE usage_daily SET (fillfactor = 70);
+ALTER TABLE usage_daily SET (fillfactor = 50);
 CLUSTER usage_daily USING usage_daily_pkey;  -- rewrites the table with the room left free
+ALTER TABLE usage_quarter_org SET (fillfactor = 30);
+CLUSTER usage_quarter_org USING usage_quarter_org_pkey;
 
 -- 2. Raw events ---------------------------------------------------------------------------
 
