@@ -32,7 +32,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bench import dataset, floor_plan, profiles, storage, wrk
 from bench.floor import PLAN_VARIABLE
-from bench.report import write_chart
+from bench.report import write_chart, write_docs
 from bench.servers import (
     BIN,
     FLOOR,
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     write_chart(results, args.output.with_suffix(".png"))
+    if args.output == RESULTS / "latest.json":  # the figures the README and docs show
+        write_docs(results)
     print_summary(results)
 
 
