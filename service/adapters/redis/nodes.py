@@ -145,8 +145,8 @@ class OneRedis:
         if isinstance(problem, AskError) and not self._told_cluster:
             self._told_cluster = True
             log.warning(
-                "REDIS_URL names a node of a Redis Cluster (it answered MOVED): only the "
-                "organisations of that node are cached; set REDIS_CLUSTER=true"
+                "REDIS_URL names a node of a Redis Cluster (it answered MOVED): the "
+                "organisations of its other nodes are read from Postgres; set REDIS_CLUSTER=true"
             )
 
     def close(self) -> None:

@@ -166,11 +166,14 @@ class RedisRollupCache:
         # Breakers per process (each gunicorn worker builds its own app), one per node.
         breakers = Breakers(breaker_failures, breaker_reset_seconds)
         self.nodes: OneRedis | ClusterNodes
+        # How long a forget waits for a node's replicas, well within the socket timeout.
+        self._wait_ms = 100
         if isinstance(client, ClusterNodes):
             client.use_breakers(breakers)
             self.nodes = client
             self.client = None
             self.breaker = None
+            self._wait_ms = max(1, client.timeout_ms // 2)
         else:
             self.nodes = OneRedis(client, breakers)
             self.client = client
@@ -178,7 +181,6 @@ class RedisRollupCache:
         # Scripts are sent by digest through whichever node's pipeline needs them.
         self._fill = Script(None, FILL_SCRIPT.encode())
         self._forget = Script(None, FORGET_SCRIPT.encode())
-        self._wait_ms = max(1, getattr(client, "timeout_ms", 200) // 2)
 
     @property
     def layout(self) -> Layout:
