@@ -83,6 +83,8 @@ def readme_section(results: dict) -> str:
         " each unmet target: [docs/performance.md](docs/performance.md).",
         "",
         *_targets(results),
+        "",
+        _storage(results),
     ]
     return "\n".join(map(_wrapped, out)) + "\n"
 
@@ -149,12 +151,46 @@ def markdown(results: dict) -> str:
         )
     info = "; ".join(f"{i['what']} {i['measured']}" for i in results["information"])
     out += ["", f"For information: {info}.", ""]
+    out.append(_storage(results))
+    profiles = results.get("profiles", {})
+    if profiles:
+        out += [
+            "",
+            "**Where the time goes** for the unmet targets (cProfile; requests answered in"
+            " process by a fresh app, commands in their own process with their threads' times"
+            " added; of the top 15 functions by own time, the waits summed and the rest named,"
+            " in ms a request or a command; `latest.json` has the top 15 by own and by"
+            " cumulative time):",
+            "",
+        ]
+        for name, profile in profiles.items():
+            if "error" in profile:
+                out.append(f"- {name}: not profiled ({profile['error']})")
+                continue
+            rows = profile["by_own_time"]
+            waits = sum(row["own_ms"] for row in rows if is_wait(row["function"]))
+            top = ", ".join(
+                f"`{row['function']}` {row['own_ms']:.2f}"
+                for row in [row for row in rows if not is_wait(row["function"])][:6]
+            )
+            if "events" in profile:
+                name += f" of {profile['events']:,} new events"
+            out.append(
+                f"- {name} ({profile['ms_per_unit_profiled']} ms profiled; waiting on Postgres,"
+                f" Redis or other threads among the top 15: {waits:.2f}): {top}"
+            )
+    return "\n".join(map(_wrapped, out)) + "\n"
+
+
+def _storage(results: dict) -> str:
+    """Bytes per event and per rollup row, HOT updates, sizes against compacted copies, the
+    plan of the org-wide read and the dropped month, as one paragraph."""
     storage = results["storage"]
     sizes, hot, compaction = storage["sizes"], storage["hot_updates"], storage["compaction"]
     tables = sizes["tables"]
     partitions = tables["usage_events"]["partitions"]
     dropped = results["partition_drop"]
-    out += [
+    return (
         "**Storage** after the import: an event costs"
         f" {sizes['bytes_per_event']:.0f} bytes of raw storage"
         f" ({sizes['bytes_per_event_detail']['usage_events']:.0f} in its monthly partition of"
@@ -185,36 +221,8 @@ def markdown(results: dict) -> str:
         + f". Dropping the oldest month ({', '.join(dropped['dropped'])}, through"
         f" `EVENT_RETENTION_DAYS={dropped['event_retention_days']}`) changed"
         f" {len(dropped['changed'])} of {dropped['compared']} answers (org-wide and per key,"
-        " from the cached and the cache-less server).",
-    ]
-    profiles = results.get("profiles", {})
-    if profiles:
-        out += [
-            "",
-            "**Where the time goes** for the unmet targets (cProfile; requests answered in"
-            " process by a fresh app, commands in their own process with their threads' times"
-            " added; of the top 15 functions by own time, the waits summed and the rest named,"
-            " in ms a request or a command; `latest.json` has the top 15 by own and by"
-            " cumulative time):",
-            "",
-        ]
-        for name, profile in profiles.items():
-            if "error" in profile:
-                out.append(f"- {name}: not profiled ({profile['error']})")
-                continue
-            rows = profile["by_own_time"]
-            waits = sum(row["own_ms"] for row in rows if is_wait(row["function"]))
-            top = ", ".join(
-                f"`{row['function']}` {row['own_ms']:.2f}"
-                for row in [row for row in rows if not is_wait(row["function"])][:6]
-            )
-            if "events" in profile:
-                name += f" of {profile['events']:,} new events"
-            out.append(
-                f"- {name} ({profile['ms_per_unit_profiled']} ms profiled; waiting on Postgres,"
-                f" Redis or other threads among the top 15: {waits:.2f}): {top}"
-            )
-    return "\n".join(map(_wrapped, out)) + "\n"
+        " from the cached and the cache-less server)."
+    )
 
 
 def _wrapped(block: str) -> str:
