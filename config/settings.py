@@ -113,7 +113,7 @@ class Settings:
             cache_breaker_reset_seconds=_positive_int(
                 env, "CACHE_BREAKER_RESET_SECONDS", defaults.cache_breaker_reset_seconds
             ),
-            event_retention_days=_optional_positive_int(env, "EVENT_RETENTION_DAYS"),
+            event_retention_days=_retention_days(env),
         )
 
 
@@ -131,11 +131,20 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
-    """A positive whole number, or None when the variable is unset or empty."""
-    if not env.get(name, "").strip():
+MAX_RETENTION_DAYS = 36_500  # a century: any longer window keeps every event there is
+
+
+def _retention_days(env: Mapping[str, str]) -> int | None:
+    """EVENT_RETENTION_DAYS: a whole number of days 1-36,500, or None when unset or empty."""
+    if not env.get("EVENT_RETENTION_DAYS", "").strip():
         return None
-    return _positive_int(env, name, 0)
+    days = _positive_int(env, "EVENT_RETENTION_DAYS", 0)
+    if days > MAX_RETENTION_DAYS:
+        raise SettingsError(
+            f"EVENT_RETENTION_DAYS must be at most {MAX_RETENTION_DAYS:,} (100 years), got"
+            f" {days}; leave it unset to keep every event"
+        )
+    return days
 
 
 TRUE_WORDS = ("true", "1", "yes", "on")

@@ -8,6 +8,7 @@ earlier runs keep working.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shlex
 import uuid
@@ -134,4 +135,9 @@ def _import_demo_usage(services: Services, keys: list[uuid.UUID], today: date) -
     def no_rejections(line: int, reason: str) -> None:
         raise OperationFailed(f"demo event {line} was rejected: {reason}")
 
-    return import_events(services, events(), on_rejected=no_rejections)
+    # Months of usage whatever EVENT_RETENTION_DAYS says: the rollups keep them, and the raw
+    # events past the window go at the next import, as anyone's would.
+    settings = dataclasses.replace(services.settings, event_retention_days=None)
+    return import_events(
+        dataclasses.replace(services, settings=settings), events(), on_rejected=no_rejections
+    )

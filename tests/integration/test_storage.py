@@ -264,3 +264,33 @@ def test_a_database_made_before_partitions_is_converted_in_place(own_database, t
     assert found[None] == expected_deltas(events, date(2023, 12, 1), TODAY)
     for key in org.key_ids:
         assert found[key] == expected_deltas(events, date(2023, 12, 1), TODAY, key)
+
+
+def test_demo_seed_makes_its_months_of_usage_with_a_short_retention_window(own_database):
+    """Its usage is months long (found: with EVENT_RETENTION_DAYS=30 it stopped at its first
+    old event); the next import drops the raw events past the window, the figures stay."""
+    upgrade_database(own_database)
+    window = settings_for(own_database, event_retention_days=30)
+    seeded = run_command(window, "demo", "seed")
+    assert seeded.exit_code == 0, seeded.output
+    ids = json.loads(seeded.stdout)
+    start, end = (date.fromisoformat(day) for day in ids["usage_days"].split(".."))
+    assert (end - start).days > 60
+
+    def answer() -> dict:
+        client = create_app(settings_for(own_database)).test_client()
+        headers = {
+            "X-Scrubs-Clinic-Api-Key": ids["root_key_secret"],
+            "X-Scrubs-Clinic-Provider": ids["provider_id"],
+        }
+        response = client.post(
+            "/api/v1/usage-analytics", headers=headers, json=body_for(start, end)
+        )
+        assert response.status_code == 200
+        return response.get_json()
+
+    before = answer()
+    assert str(start) in before["deltas"]
+    assert run_command(window, "usage", "import", "-", input="").exit_code == 0
+    assert f"usage_events_{start:%Y%m}" not in partitions(own_database)
+    assert answer() == before

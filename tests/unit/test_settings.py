@@ -63,6 +63,7 @@ def test_web_concurrency_default_follows_the_core_count(monkeypatch):
         ({"MAX_RANGE_DAYS": "31"}, "max_range_days", 31),
         ({"MAX_RANGE_DAYS": "1"}, "max_range_days", 1),
         ({"EVENT_RETENTION_DAYS": "400"}, "event_retention_days", 400),
+        ({"EVENT_RETENTION_DAYS": "36500"}, "event_retention_days", 36500),
         ({"EVENT_RETENTION_DAYS": ""}, "event_retention_days", None),
         ({}, "event_retention_days", None),
         ({"BIND": "0.0.0.0:9000"}, "bind", "0.0.0.0:9000"),
@@ -102,3 +103,12 @@ def test_other_unusable_values_are_refused_by_name(name, value):
     with pytest.raises(SettingsError) as refused:
         Settings.from_env({name: value})
     assert name.split("_")[0] in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["36501", "999999999", "99999999999"])
+def test_a_retention_window_past_a_century_is_refused_by_name(value):
+    """Longer windows reach before the first day a date can name (found: a traceback at the
+    first import with 99999999999)."""
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"EVENT_RETENTION_DAYS": value})
+    assert "EVENT_RETENTION_DAYS" in str(raised.value) and "36,500" in str(raised.value)
