@@ -24,6 +24,7 @@ from app import create_app
 from config.settings import Settings
 from service.adapters.postgres.migrate import available_migrations, upgrade_database
 from service.bootstrap import command_services
+from service.domain.usage_events import UsageEvent
 from tests.conftest import SERVER_URL
 from tests.support.api import body_for
 from tests.support.commands import run_command
@@ -294,3 +295,27 @@ def test_demo_seed_makes_its_months_of_usage_with_a_short_retention_window(own_d
     assert run_command(window, "usage", "import", "-", input="").exit_code == 0
     assert f"usage_events_{start:%Y%m}" not in partitions(own_database)
     assert answer() == before
+
+
+def test_a_month_dropped_under_a_running_import_is_made_again(own_database):
+    """Another import's retention window may drop a month while a long import has its own
+    events there (found: the running import stopped on 'no partition of relation')."""
+    upgrade_database(own_database)
+    org = new_org(own_database)
+    services = command_services(settings_for(own_database))
+    old_day = date(2025, 3, 10)
+    batches = [
+        [(n, *UsageEvent(f"{part}-{n}", org.key_ids[0], at(old_day), n, 1, 1)) for n in range(1, 6)]
+        for part in ("before", "after")
+    ]
+    try:
+        with services.ledger.import_session() as session:
+            assert session.commit_batch(batches[0]).inserted == 5
+            with psycopg.connect(own_database, autocommit=True) as conn:
+                conn.execute("DROP TABLE usage_events_202503")
+            assert session.commit_batch(batches[1]).inserted == 5
+    finally:
+        services.close()
+    assert "usage_events_202503" in partitions(own_database)
+    found = answers(own_database, org, old_day, old_day)
+    assert found[None][str(old_day)]["tokens"] == 2 * sum(range(1, 6))

@@ -193,6 +193,13 @@ class PostgresImportSession:
             raise ImportConflict() from None
         except psycopg.errors.NumericValueOutOfRange:
             raise FigureTooLarge() from None
+        except psycopg.errors.CheckViolation as error:
+            if "no partition" not in str(error) or not self.months:
+                raise
+            # Another import's retention window dropped a month this session had made: make
+            # it again (the batch was rolled back whole, so nothing is counted twice).
+            self.months.clear()
+            return self.commit_batch(events)
         # Every new event changes some rollup, so no outbox row means no new event.
         inserted = rows[0][-1] if rows else 0
         return BatchOutcome(inserted, unknown, [PendingInvalidation(*row[:-1]) for row in rows])
