@@ -71,6 +71,7 @@ def warm(
     for first in range(0, len(found), per_batch):
         batches.put(found[first : first + per_batch])
     progress_lock = threading.Lock()
+    on_cluster = cache.cluster_state() is not None
 
     def read_and_fill() -> int:
         written = 0
@@ -79,10 +80,17 @@ def warm(
                 batch = batches.get_nowait()
             except Empty:
                 return written
-            lease = cache.lease([(Scope(org), days) for org in batch], today)
-            usage = services.rollups.organisations_days(batch, start, end)
-            figures = {Scope(org): {day.day: day for day in usage[org]} for org in batch}
-            written += cache.fill(lease, figures, today)
+            try:
+                lease = cache.lease([(Scope(org), days) for org in batch], today)
+                usage = services.rollups.organisations_days(batch, start, end)
+                figures = {Scope(org): {day.day: day for day in usage[org]} for org in batch}
+                written += cache.fill(lease, figures, today)
+            except CacheUnavailable:
+                # On a cluster, a batch whose organisations all live on a silent node: the
+                # others go on, and the end says which nodes did not answer. On one Redis
+                # the cache is out, and so is the warm.
+                if not on_cluster:
+                    raise
             if on_progress is not None:
                 with progress_lock:
                     on_progress(len(batch))
