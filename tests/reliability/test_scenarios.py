@@ -31,6 +31,7 @@ import pytest
 
 from tests.e2e.metrics import requests_answered
 from tests.reliability.conftest import INSTANCES, WORKERS, Stack, plan_for, rss_kib
+from tests.support.commands import wait_for_a_killed_import
 from tests.support.events import Event, expected_deltas, make_events, write_jsonl
 from tests.support.http import http_request
 
@@ -331,24 +332,6 @@ def committed_events(stack: Stack, prefix: str) -> int:
     return row[0]
 
 
-def settle_killed_import(stack: Stack) -> None:
-    """A killed client's transaction may still be committing in its backend (each of the
-    import's two connections commits its share of a batch on its own): wait until no
-    statement of the import runs, so that what is counted is what stays."""
-    deadline = time.monotonic() + 30
-    with psycopg.connect(stack.postgres.url, connect_timeout=5, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            running = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-                " AND state <> 'idle'"
-                " AND (query ILIKE '%staged_events%' OR query = 'COMMIT')"
-            ).fetchone()[0]
-            if not running:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the killed import's statements still run after 30 s")
-
-
 def test_an_import_killed_mid_batch_and_run_again(stack, seeded):
     workdir = seeded[0]
     keys = [key for tenant in stack.tenants for key in tenant.key_ids]
@@ -369,7 +352,7 @@ def test_an_import_killed_mid_batch_and_run_again(stack, seeded):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.communicate()
-    settle_killed_import(stack)
+    wait_for_a_killed_import(stack.postgres.url)
     committed = committed_events(stack, prefix)
     assert 0 < committed < len(big), "the import was killed part way"
     outcome = run_under_load(stack, workdir)  # readers and other imports meanwhile
