@@ -485,33 +485,6 @@ def choose(for_tests: bool, environ: dict[str, str] | None = None) -> dict[str, 
             say(f"no Redis answered at {redis_url}; {did} at {url}, data in {server.dir}")
     return exports
 
-    root = local_dir()
-    with locked(root):
-        if pg_needed:
-            dbname = str(conninfo_to_dict(pg_url).get("dbname") or "")
-            dbname = dbname or ("postgres" if for_tests else "scrubs_analytics")
-            server = PrivatePostgres(root)
-            url, started = server.ensure_running(dbname)
-            exports[pg_name] = url
-            where = " or ".join(_describe(u) for u in tried)
-            did = "started a private one" if started else "using the private one (running)"
-            say(f"no Postgres answered at {where}; {did} at {url}, data in {server.dir}")
-        if redis_needed and PrivateRedis.available():
-            server = PrivateRedis(root)
-            url, started = server.ensure_running()
-            exports[redis_name] = url
-            did = "started a private one" if started else "using the private one (running)"
-            say(f"no Redis answered at {redis_url}; {did} at {url}, data in {server.dir}")
-        elif redis_needed and for_tests:
-            say(f"no Redis answered at {redis_url}, and no redis-server is on the PATH")
-        elif redis_needed:
-            exports[redis_name] = ""
-            say(
-                f"no Redis answered at {redis_url}, and no redis-server is on the PATH: "
-                "running with the cache off (REDIS_URL empty)"
-            )
-    return exports
-
 
 def stop_all() -> None:
     root = local_dir()
