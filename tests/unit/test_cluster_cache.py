@@ -49,6 +49,9 @@ class FakeCluster(ClusterNodes):
     def known(self) -> list[Node]:
         return list(self.by_name.values())
 
+    def replicas_of(self, node: Node) -> int:
+        return 0  # a fakeredis server has none
+
     def trouble(self, problem: Exception | None = None) -> None:
         self.troubles += 1
 

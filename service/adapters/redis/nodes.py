@@ -3,7 +3,7 @@ Cluster. Each node has a plain client and a circuit breaker of its own, so that 
 trouble sends only the organisations whose slots it serves to SQL.
 
 On a cluster, redis-py's RedisCluster only tells the topology (which primary serves which
-slot, and how many replicas it has): commands go to the nodes' own clients, whose pipelines
+slot): commands go to the nodes' own clients, whose pipelines
 run the cache's scripts and whose connections take the hand-packed reads, which the
 cluster client's pipeline refuses. A key's slot is that of its `{organisation}` hash tag.
 """
@@ -40,8 +40,8 @@ NOT_A_NODE_FAILURE = (AskError, TryAgainError, ClusterDownError)
 # At most one topology lookup this often, in the background; and after a failed first
 # lookup, requests go to SQL at once for this long instead of each trying again.
 REFRESH_INTERVAL_SECONDS = 0.5
-# The topology is looked up again at least this often even without trouble: replicas join
-# it only once they have synced, and forgetting waits for the replicas it lists.
+# The topology is looked up again at least this often even without trouble (a slot moved
+# by resharding is otherwise noticed only by the MOVED answer of its first request).
 TOPOLOGY_MAX_AGE_SECONDS = 10.0
 DISCOVERY_RETRY_SECONDS = 1.0
 
@@ -62,14 +62,12 @@ def client_options(timeout_ms: int) -> dict:
 @dataclass(eq=False)
 class Node:
     """One Redis the cache writes to, with the breaker that keeps requests off it while it
-    keeps failing. `replicas`: how many replicas must acknowledge a forget before it
-    counts (a replica promoted without it would serve the forgotten figures again)."""
+    keeps failing."""
 
     name: str
     client: redis.Redis
     breaker: pybreaker.CircuitBreaker
     state: pybreaker.CircuitMemoryStorage
-    replicas: int = 0
 
     @property
     def allows_calls(self) -> bool:
@@ -138,6 +136,11 @@ class OneRedis:
 
     def known(self) -> list[Node]:
         return [self.node]
+
+    def replicas_of(self, node: Node) -> int:
+        """One Redis's replicas are not waited for: none is promoted by the service's
+        deployment (a cluster's are)."""
+        return 0
 
     def trouble(self, problem: Exception | None = None) -> None:
         """One Redis has no topology to look up again; but one that sends us elsewhere is a
@@ -232,7 +235,7 @@ class ClusterNodes:
                 self._looked_up_at = time.monotonic()
             time.sleep(REFRESH_INTERVAL_SECONDS)
 
-    def _node(self, name: str, host: str, port: int, replicas: int) -> Node:
+    def _node(self, name: str, host: str, port: int) -> Node:
         node = self._nodes.get(name)
         if node is None:
             with self._lock:
@@ -240,7 +243,6 @@ class ClusterNodes:
                 if node is None:
                     client = redis.Redis(host=host, port=port, **self._node_options)
                     node = self._nodes[name] = self.breakers.node(name, client)
-        node.replicas = replicas
         return node
 
     def _node_of_slot(self, slot: int) -> Node:
@@ -252,7 +254,7 @@ class ClusterNodes:
             self.trouble()
             raise CacheUnavailable(f"no node of the Redis Cluster serves slot {slot}")
         primary = serving[0]
-        return self._node(primary.name, primary.host, primary.port, len(serving) - 1)
+        return self._node(primary.name, primary.host, primary.port)
 
     def node_of(self, organisation_id: UUID) -> Node:
         """The primary serving the organisation's hash tag (every key of the organisation)."""
@@ -262,23 +264,28 @@ class ClusterNodes:
         return self._node_of_slot(key_slot(key.encode()))
 
     def primaries(self) -> list[Node]:
-        """Every primary serving slots now, each with its replica count."""
-        replicas: dict[str, int] = {}
-        found: dict[str, Node] = {}
+        """Every primary serving slots now."""
+        found = {}
         slots = self._topology().nodes_manager.slots_cache
         for serving in {id(nodes): nodes for nodes in slots.values()}.values():
             primary = serving[0]
             if primary.server_type != PRIMARY and primary.server_type is not None:
                 continue
-            replicas[primary.name] = len(serving) - 1
             found[primary.name] = primary
         return [
-            self._node(name, primary.host, primary.port, replicas[name])
-            for name, primary in sorted(found.items())
+            self._node(name, primary.host, primary.port) for name, primary in sorted(found.items())
         ]
 
     def known(self) -> list[Node]:
         return list(self._nodes.values())
+
+    def replicas_of(self, node: Node) -> int:
+        """How many replicas the primary streams to, in its own words (ROLE). The slot
+        table is no guide: it hides a replica while the node answering it has not yet heard
+        that replica report an offset, and drops one the cluster has marked failed, which may
+        return and be promoted later."""
+        role = node.client.execute_command("ROLE")
+        return len(role[2]) if role[0] == b"master" else 0
 
     def state(self) -> dict:
         """The cluster as this client sees it: `cluster_state` of the first primary that

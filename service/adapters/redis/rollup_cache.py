@@ -551,11 +551,9 @@ class RedisRollupCache:
             for bucket in names:
                 days = sorted(fields[bucket][1])
                 self._forget(keys=[bucket, lease_of(bucket)], args=days, client=pipe)
-            if names and node.replicas:
-                pipe.execute_command("WAIT", node.replicas, self._wait_ms)
             answers = pipe.execute()
-            if names and node.replicas and answers[-1] < node.replicas:
-                raise redis.TimeoutError("the node's replicas did not acknowledge in time")
+            if names:
+                self._await_replicas(node)
             return answers
 
         answers, failures = self._per_node(groups, forget)
@@ -566,6 +564,14 @@ class RedisRollupCache:
         if mark_node is not None and not answers[mark_node][0]:
             raise CacheUnavailable("no server of this database reads this Redis")
         return len(forgotten)
+
+    def _await_replicas(self, node: Node) -> None:
+        """On a cluster, until every replica the node streams to has acknowledged what was
+        just written: a replica promoted without a forget would serve the forgotten figures
+        again."""
+        replicas = self.nodes.replicas_of(node)
+        if replicas and node.client.wait(replicas, self._wait_ms) < replicas:
+            raise redis.TimeoutError("the node's replicas did not acknowledge in time")
 
     def clear(self, organisation_id: UUID | None = None) -> int:
         """Drop the cached rollups and leases of one organisation, or of all, on every node
@@ -599,8 +605,7 @@ class RedisRollupCache:
                     batch.clear()
             if batch:
                 dropped += unlink(client, batch)
-            if node.replicas and client.wait(node.replicas, self._wait_ms) < node.replicas:
-                raise redis.TimeoutError("the node's replicas did not acknowledge in time")
+            self._await_replicas(node)
             return dropped
 
         answers, failures = self._per_node(dict.fromkeys(nodes), drop)
