@@ -3,9 +3,12 @@ answer, summed exactly."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
+from itertools import compress
+from operator import itemgetter
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from service.domain.keys import ApiKeyInfo, describe_key
@@ -51,22 +54,38 @@ class UsageSummary:
     api_key: ApiKeyInfo | None
     days: list[DayUsage]  # ascending, days without usage left out
 
-    def as_json(self) -> dict:
+    def as_json(self, write_deltas: Callable[[list[DayUsage]], Any] | None = None) -> dict:
         """The 200 body of POST /api/v1/usage-analytics: `total` is exactly the sum of
-        `deltas`, one entry per day with usage."""
-        tokens = usage = stt_duration = 0
-        deltas = {}
-        for day in self.days:
-            tokens += day.tokens
-            usage += day.usage
-            stt_duration += day.stt_duration
-            deltas[day.day.isoformat()] = {
-                "tokens": day.tokens,
-                "usage": day.usage,
-                "stt_duration": day.stt_duration,
+        `deltas`, one entry per day with usage. `write_deltas` may write the `deltas`
+        object itself (as JSON text, say) instead of a dict of dicts."""
+        days = self.days
+        if write_deltas is None:
+            deltas = {
+                day.day.isoformat(): {
+                    "tokens": day.tokens,
+                    "usage": day.usage,
+                    "stt_duration": day.stt_duration,
+                }
+                for day in days
             }
+        else:
+            deltas = write_deltas(days)
         return {
             "api_key": None if self.api_key is None else describe_key(self.api_key),
-            "total": {"stt_duration": stt_duration, "tokens": tokens, "usage": usage},
+            "total": {
+                "stt_duration": sum(map(_STT_DURATION, days)),
+                "tokens": sum(map(_TOKENS, days)),
+                "usage": sum(map(_USAGE, days)),
+            },
             "deltas": deltas,
         }
+
+
+_TOKENS, _USAGE, _STT_DURATION = itemgetter(1), itemgetter(2), itemgetter(3)
+_FIGURES = itemgetter(1, 2, 3)
+
+
+def with_usage(days: Iterable[DayUsage]) -> list[DayUsage]:
+    """The days that have some usage, in their order."""
+    days = list(days)
+    return list(compress(days, map(any, map(_FIGURES, days))))

@@ -14,7 +14,14 @@ from datetime import date
 from uuid import UUID
 
 from service.domain.errors import ApiKeyNotFound, ApiKeyOutsideOrganisation
-from service.domain.figures import DayUsage, Scope, UsageQuery, UsageSummary, days_between
+from service.domain.figures import (
+    DayUsage,
+    Scope,
+    UsageQuery,
+    UsageSummary,
+    days_between,
+    with_usage,
+)
 from service.domain.keys import UUID_TEXT, ApiKeyInfo, Principal
 from service.domain.moments import utc_today
 from service.observability import metrics
@@ -31,7 +38,7 @@ def usage_for_range(services: Services, principal: Principal, query: UsageQuery)
         target = target_key(services, principal, query.api_key_id)
     scope = Scope(principal.organisation_id, None if target is None else target.id)
     days = daily_usage(services, scope, query.start, query.end, principal.cache_pending)
-    return UsageSummary(target, [day for day in days if not day.is_empty])
+    return UsageSummary(target, with_usage(days))
 
 
 def target_key(services: Services, principal: Principal, api_key_id: str) -> ApiKeyInfo:
@@ -73,7 +80,7 @@ def daily_usage(
     metrics.CACHE_DAYS.labels("miss").inc(len(cached.missing))
     uncached = cached.missing + [day for day in days if day > today]
     if not uncached:
-        return [cached.found[day] for day in days if day in cached.found]
+        return list(cached.found.values())  # in the order of the days
     try:
         lease = cache.lease([(scope, cached.missing)], today)
     except CacheUnavailable:

@@ -118,7 +118,7 @@ class Ledger(Protocol):
 
 @dataclass
 class CacheRead:
-    found: dict[date, DayUsage]  # cached days that had usage
+    found: dict[date, DayUsage]  # cached days that had usage, in the order asked for
     missing: list[date]  # cacheable days not in the cache (cached days without usage are neither)
     found_points: dict[Point, Figures] = field(default_factory=dict)  # running sums, likewise
     missing_points: list[Point] = field(default_factory=list)

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from schemas.usage_analytics import UsageAnalyticsRequest
+from service.domain.errors import InvalidRequest
+from service.entrypoints.http.usage_endpoint import REMEMBERED_BODY_BYTES, read_question
 
 RANGE = {"start_date": "2024-01-01", "end_date": "2024-01-31"}
 RANGE_FIELDS = ("start_date", "end_date")
@@ -188,3 +190,26 @@ def test_any_ordered_pair_of_dates_within_366_days_loads_back_equal(start, span)
         {"start_date": start.isoformat(), "end_date": end.isoformat()}
     )
     assert loaded == {"start_date": start, "end_date": end, "api_key_id": None} | NO_OPTIONS
+
+
+def test_a_question_read_again_is_read_alike_and_cannot_be_changed():
+    """Bodies of up to a kilobyte are read once per worker (service/entrypoints/http/
+    usage_endpoint.py): the same bytes give the same reading, for each range limit of its
+    own, never a stale verdict, and what is handed out is read-only."""
+    payload = b'{"start_date": "2024-01-01", "end_date": "2024-02-09"}'  # 40 days
+    raw, loaded = read_question(payload, 366)
+    assert raw == {"start_date": "2024-01-01", "end_date": "2024-02-09"}
+    assert loaded["start_date"] == date(2024, 1, 1) and loaded["end_date"] == date(2024, 2, 9)
+    assert read_question(payload, 366) == (raw, loaded)
+    with pytest.raises(TypeError):
+        loaded["end_date"] = date(2030, 1, 1)  # type: ignore[index]
+    for _ in range(2):  # a refusal is given again, not remembered as an answer
+        with pytest.raises(InvalidRequest) as refused:
+            read_question(payload, 31)
+        assert "end_date" in refused.value.errors or "start_date" in refused.value.errors
+    long = payload[:-1] + b" " * REMEMBERED_BODY_BYTES + b"}"  # read afresh every time
+    assert read_question(long, 366) == (raw, loaded)
+    for broken in (b"{", b"[]", b'{"start_date": "2024-01-01", "start_date": "2024-01-02"}'):
+        for _ in range(2):
+            with pytest.raises(InvalidRequest):
+                read_question(broken, 366)

@@ -383,3 +383,23 @@ def written(cache, monkeypatch) -> list[bytes]:
 
     monkeypatch.setattr(pool, "get_connection", spying)
     return sent
+
+
+def test_consecutive_days_and_any_other_days_read_alike(cache):
+    """A range of consecutive days is packed from a plan kept between requests; any other
+    list of days is packed afresh: both read the same figures, in the order asked for."""
+    range_ = days(TODAY - timedelta(days=70), 71)  # three months and the current day
+    figures = {day: usage(day, 10 + n) for n, day in enumerate(range_) if n % 4}
+    lease = cache.lease([(Scope(ORG), range_)], TODAY)
+    cache.fill(lease, {Scope(ORG): figures}, TODAY)
+    whole = cache.read(Scope(ORG), range_, TODAY)
+    assert whole.found == figures and list(whole.found) == sorted(figures)
+    every_other = range_[::2]
+    sparse = cache.read(Scope(ORG), every_other, TODAY)
+    assert sparse.found == {day: figures[day] for day in every_other if day in figures}
+    assert list(sparse.found) == [day for day in every_other if day in figures]
+    later = cache.read(Scope(ORG), range_[30:], TODAY)  # the same today, another range
+    assert later.found == {day: figures[day] for day in range_[30:] if day in figures}
+    tomorrow = cache.read(Scope(ORG), range_, TODAY + timedelta(days=1))  # another today
+    assert tomorrow.found == {day: found for day, found in whole.found.items() if day < TODAY}
+    assert tomorrow.missing == [TODAY], "the last day is looked up in its month's bucket now"

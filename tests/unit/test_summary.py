@@ -3,15 +3,19 @@ response schema accepts, org-wide and for one key."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.usage_analytics import UsageAnalyticsResponse
-from service.domain.figures import DayUsage, UsageSummary
+from service.domain.figures import DayUsage, UsageSummary, with_usage
 from service.domain.keys import ApiKeyInfo
+from service.entrypoints.report_formats import summary_json
 
 DAYS = [
     DayUsage(date(2024, 1, 15), tokens=1_000_000, usage=25, stt_duration=30),
@@ -96,3 +100,39 @@ def test_a_revoked_key_summary_gives_revoked_at_in_utc():
 )
 def test_the_body_validates_against_the_response_schema(summary):
     assert UsageAnalyticsResponse().validate(summary.as_json()) == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 800),
+            st.integers(0, 2**70),
+            st.integers(0, 2**40),
+            st.integers(0, 2**64 - 1),
+        ),
+        unique_by=lambda day: day[0],
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_the_answer_written_as_text_is_the_dict_written_by_a_json_encoder(days, for_a_key):
+    """summary_json writes `deltas` itself; the text must be what the standard encoder
+    makes of as_json(), byte for byte (figures past 64 bits included)."""
+    found = [
+        DayUsage(date(2023, 1, 1) + timedelta(days=offset), tokens, usage, stt)
+        for offset, tokens, usage, stt in sorted(days)
+    ]
+    summary = UsageSummary(KEY if for_a_key else None, found)
+    expected = json.dumps(summary.as_json(), separators=(",", ":")).encode()
+    assert summary_json(summary) == expected
+    assert json.loads(summary_json(summary))["total"]["tokens"] == sum(day[1] for day in days)
+
+
+def test_only_days_with_some_usage_are_kept_in_order():
+    day = date(2024, 5, 1)
+    kept = [DayUsage(day, 0, 0, 1), DayUsage(day, 0, 2, 0), DayUsage(day, 3, 0, 0)]
+    mixed = [DayUsage(day, 0, 0, 0), kept[0], kept[1], DayUsage(day, 0, 0, 0), kept[2]]
+    assert with_usage(mixed) == kept
+    assert with_usage(iter(mixed)) == kept
+    assert with_usage([]) == []

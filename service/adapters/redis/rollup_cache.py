@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from itertools import chain, compress, repeat
 from operator import ne
 from typing import TypeVar
@@ -38,6 +38,7 @@ from redis.exceptions import RedisClusterException
 from service.adapters.redis.layout import (
     EMPTY,
     Layout,
+    SharedBucket,
     encode,
     field_of,
     field_of_point,
@@ -46,7 +47,7 @@ from service.adapters.redis.layout import (
     shared_buckets,
 )
 from service.adapters.redis.nodes import Breakers, ClusterNodes, Node, OneRedis, client_options
-from service.domain.figures import DayUsage, Scope
+from service.domain.figures import DayUsage, Scope, days_between
 from service.domain.reports import Figures, Point
 from service.observability import metrics
 from service.usecases.ports import CacheRead, CacheUnavailable
@@ -91,11 +92,6 @@ def redis_client(url: str, timeout_ms: int = 200) -> redis.Redis:
     return redis.Redis.from_url(url, **client_options(timeout_ms))
 
 
-def _packed_hmget(key: bytes, fields: list[bytes]) -> bytes:
-    """HMGET key fields… in the Redis protocol (RESP)."""
-    return _packed_hmget_head(key, len(fields)) + _packed_arguments(fields)
-
-
 def _packed_hmget_head(key: bytes, field_count: int) -> bytes:
     return b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (field_count + 2, len(key), key)
 
@@ -128,6 +124,23 @@ def _with_usage(values: list[bytes | None]) -> list[bool]:
     if None in values:
         return [value is not None and value != EMPTY for value in values]
     return list(map(ne, values, repeat(EMPTY)))
+
+
+def _tails(shared: list[SharedBucket]) -> tuple[list[tuple[bytes, int, bytes]], list[date]]:
+    """Per bucket of a scope: its name after the scope's prefix, how many fields it is asked
+    for and those fields packed; and the days asked for, in the order of the replies."""
+    tails = []
+    for bucket in shared:
+        fields = bucket.fields
+        tails.append((bucket.suffix.encode(), len(fields), _packed_arguments(fields)))
+    return tails, [day for bucket in shared for day in bucket.days]
+
+
+@lru_cache(maxsize=256)
+def _range_tails(first: date, last: date, today: date) -> tuple[list, list[date]]:
+    """_tails of the consecutive days `first`..`last`, worked out once for every request
+    asking for those days the same UTC day (callers must not change the lists)."""
+    return _tails(shared_buckets(days_between(first, last), (), today))
 
 
 def _missing(wanted: list[T], values: list[bytes | None]) -> list[T]:
@@ -308,19 +321,23 @@ class RedisRollupCache:
         raise AssertionError("unreachable")
 
     def read(self, scope: Scope, days: list[date], today: date) -> CacheRead:
-        """One pipelined round trip for all the cacheable days of a range, however many
-        buckets (an HMGET each: cheaper for Redis than any script), decoded in bulk."""
-        buckets = self.layout.buckets(scope, days, today)
-        if not buckets:
+        """One pipelined round trip for all the cacheable days (ascending) of a range,
+        however many buckets (an HMGET each: cheaper for Redis than any script), decoded in
+        bulk."""
+        if days and days[-1].toordinal() - days[0].toordinal() + 1 == len(days):
+            tails, cacheable = _range_tails(days[0], days[-1], today)  # consecutive days
+        else:
+            tails, cacheable = _tails(shared_buckets(days, (), today))
+        if not tails:
             return CacheRead({}, [])
 
+        prefix = self.layout.scope_prefix(scope).encode()
         packed = b"".join(
-            _packed_hmget(bucket.encode(), list(map(field_of, bucket_days)))
-            for bucket, bucket_days in buckets.items()
+            _packed_hmget_head(prefix + suffix, count) + arguments
+            for suffix, count, arguments in tails
         )
         node = self.nodes.node_of(scope.organisation_id)
-        answers = self._on(node, lambda: self._hmget_many(node, packed, len(buckets)))
-        cacheable = [day for bucket_days in buckets.values() for day in bucket_days]
+        answers = self._on(node, lambda: self._hmget_many(node, packed, len(tails)))
         values = list(chain(*answers))
         with_usage = _with_usage(values)
         days_with_usage = list(compress(cacheable, with_usage))

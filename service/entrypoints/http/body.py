@@ -37,8 +37,8 @@ def _body_error(message: str) -> InvalidRequest:
     return InvalidRequest({BODY: [message]}, f"The request body is invalid: {message}")
 
 
-def read_json_object(request: Request) -> dict[str, Any]:
-    """The body as a dict, or InvalidRequest for anything that is not one JSON object."""
+def read_body(request: Request) -> bytes:
+    """The body's bytes, or InvalidRequest when it is not UTF-8 JSON of a bounded size."""
     if request.mimetype != "application/json":
         raise _body_error("Content-Type must be application/json.")
     charset = request.mimetype_params.get("charset", "utf-8").lower()
@@ -52,6 +52,11 @@ def read_json_object(request: Request) -> dict[str, Any]:
         raise _body_error("the body could not be read.") from None
     if len(raw) > MAX_BODY_BYTES:
         raise _body_error(f"the body is larger than {MAX_BODY_BYTES} bytes.")
+    return raw
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a dict, or InvalidRequest for anything that is not one JSON object."""
     try:
         text = raw.decode("utf-8")
         data = json.loads(

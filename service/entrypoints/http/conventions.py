@@ -114,10 +114,13 @@ def _method() -> str:
     return request.method if request.method in STANDARD_METHODS else "other"
 
 
-def _refuse_non_canonical_paths() -> None:
-    """Only the path exactly as routed may answer: not `//api/...`, not `/api%2Fv1/...`,
-    which a path rule in front of the service would not recognise as the same resource."""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+def _begin() -> None:
+    """Start the request's clock; then only the path exactly as routed may answer: not
+    `//api/...`, not `/api%2Fv1/...`, which a path rule in front of the service would not
+    recognise as the same resource."""
+    g.started = time.perf_counter()
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw is None:
         return
     path = raw.split("?", 1)[0]
@@ -132,28 +135,40 @@ def note_organisation(organisation_id: object) -> None:
     g.organisation_id = str(organisation_id)
 
 
-def _start_clock() -> None:
-    g.started = time.perf_counter()
+# Every (route, method, status) and (route, status) seen, with its metric child: the
+# sets are bounded (routes are the rules, methods and statuses a few).
+_request_counts: dict[tuple[str, str, str], Any] = {}
+_request_seconds: dict[tuple[str, str], Any] = {}
 
 
 def _finish(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = request_id()
-    response.headers["Cache-Control"] = "no-store"
+    headers = response.headers
+    headers[REQUEST_ID_HEADER] = request_id()
+    headers["Cache-Control"] = "no-store"
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    route, status = _route(), str(response.status_code)
-    metrics.REQUESTS.labels(route, _method(), status).inc()
-    metrics.REQUEST_SECONDS.labels(route, status).observe(seconds)
-    request_log.info(
-        "request",
-        extra={
-            "request_id": request_id(),
-            "method": _method(),
-            "route": route,
-            "status": response.status_code,
-            "duration_ms": round(seconds * 1000, 3),
-            "organisation_id": g.get("organisation_id"),
-        },
-    )
+    route, method, status = _route(), _method(), response.status_code
+    counted = _request_counts.get((route, method, status))
+    if counted is None:
+        labels = (route, method, str(status))
+        counted = _request_counts[(route, method, status)] = metrics.REQUESTS.labels(*labels)
+    counted.inc()
+    timed = _request_seconds.get((route, status))
+    if timed is None:
+        timed = metrics.REQUEST_SECONDS.labels(route, str(status))
+        _request_seconds[(route, status)] = timed
+    timed.observe(seconds)
+    if request_log.isEnabledFor(logging.INFO):
+        request_log.info(
+            "request",
+            extra={
+                "request_id": request_id(),
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "organisation_id": g.get("organisation_id"),
+            },
+        )
     return response
 
 
@@ -162,6 +177,5 @@ def install_http_conventions(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
     app.url_map.merge_slashes = False
-    app.before_request(_start_clock)
-    app.before_request(_refuse_non_canonical_paths)
+    app.before_request(_begin)
     app.after_request(_finish)
