@@ -16,7 +16,8 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import pairwise, repeat
+from itertools import accumulate, repeat
+from operator import add, sub
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -115,17 +116,19 @@ class ReportQuery:
 @dataclass(frozen=True, slots=True)
 class Cells:
     """What a plan needs of each scope: the totals of `days` (every UTC day from the first
-    edge's to the last edge's, that one excluded), and C at `points`."""
+    edge's to the last edge's, that one excluded), and C at `points` (tuples: a question's
+    cells are shared between its requests)."""
 
-    days: list[date]
-    points: list[Point]
-    edges: list[tuple[int, Point | None]]  # per edge: its day's index in days, its point
+    days: tuple[date, ...]
+    points: tuple[Point, ...]
+    edge_days: tuple[int, ...]  # per edge: its day's index in days
+    edge_points: tuple[Point | None, ...]  # per edge: its point (None: the day's start)
     daily: bool = False  # bucket i is the whole UTC day days[i]: its figures are that day's
 
 
 def cells_for(plan: BucketPlan) -> Cells:
     first = plan.edges[0] // DAY
-    days = list(
+    days = tuple(
         map(date.fromordinal, range(first + EPOCH_ORDINAL, plan.edges[-1] // DAY + EPOCH_ORDINAL))
     )
     edges: list[tuple[int, Point | None]] = []
@@ -139,7 +142,8 @@ def cells_for(plan: BucketPlan) -> Cells:
         else:
             edges.append((day - first, None))
     daily = not points and edges == [(n, None) for n in range(len(days) + 1)]
-    return Cells(days, sorted(points), edges, daily)
+    edge_days, edge_points = zip(*edges, strict=True)
+    return Cells(days, tuple(sorted(points)), edge_days, edge_points, daily)
 
 
 def bucket_figures(
@@ -150,31 +154,24 @@ def bucket_figures(
     if cells.daily:
         _, *columns = zip(*map(totals.get, cells.days, repeat(NO_USAGE)), strict=True)
         return Series(*map(list, columns))
-    prefix = [(0, 0, 0)]  # prefix[i]: the totals of days[:i]
-    tokens = usage = stt = 0
-    for day in cells.days:
-        found_day = totals.get(day)
-        if found_day is not None:
-            tokens += found_day.tokens
-            usage += found_day.usage
-            stt += found_day.stt_duration
-        prefix.append((tokens, usage, stt))
-    marks = []
-    for index, point in cells.edges:
-        before = prefix[index]
-        running = NOTHING if point is None else points.get(point, NOTHING)
-        marks.append(
-            (
-                before[0] + running.tokens,
-                before[1] + running.usage,
-                before[2] + running.stt_duration,
-            )
-        )
-    return Series(*([b - a for a, b in pairwise(column)] for column in zip(*marks, strict=True)))
+    # G at each edge, metric by metric, in C: the totals of the days before its day (a
+    # running total per day), plus the running sum at its point.
+    found = list(map(totals.get, cells.days, repeat(NO_USAGE)))
+    day_columns = list(zip(*found, strict=True))[1:] if found else [(), (), ()]
+    at_points = zip(*map(points.get, cells.edge_points, repeat(NOTHING)), strict=True)
+    columns = []
+    for daily, running in zip(day_columns, at_points, strict=True):
+        before = [0, *accumulate(daily)].__getitem__
+        marks = list(map(add, map(before, cells.edge_days), running))
+        columns.append(list(map(sub, marks[1:], marks[:-1])))
+    return Series(*columns)
 
 
 def summed(per_scope: list[Series]) -> Series:
     """Bucket by bucket, the figures of every scope added up."""
+    if len(per_scope) == 1:
+        alone = per_scope[0]
+        return Series(list(alone.tokens), list(alone.usage), list(alone.stt_duration))
     return Series(
         list(map(sum, zip(*(series.tokens for series in per_scope), strict=True))),
         list(map(sum, zip(*(series.usage for series in per_scope), strict=True))),

@@ -25,10 +25,16 @@ def inert(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+@lru_cache(maxsize=64)
+def _bucket_heads(keys: tuple[str, ...]) -> list[str]:
+    """Each bucket key's part of a `deltas` object, for every request of the same buckets."""
+    return [f'{orjson.dumps(key).decode()}:{{"tokens":' for key in keys]
+
+
 class DeltasAsJson:
     """Writes each `deltas` object of a report straight to JSON text: a report of a hundred
     keys holds thousands of deltas, which as dicts would each be an object to make, encode
-    and collect. Each bucket key's part is written once a report."""
+    and collect. Each bucket key's part is written once for the same buckets."""
 
     def __init__(self) -> None:
         self._keys: list[str] | None = None
@@ -37,7 +43,7 @@ class DeltasAsJson:
     def __call__(self, keys: list[str], figures: Series) -> orjson.Fragment:
         if keys is not self._keys:
             self._keys = keys
-            self._heads = [f'{orjson.dumps(key).decode()}:{{"tokens":' for key in keys]
+            self._heads = _bucket_heads(tuple(keys))
         found = zip(self._heads, figures.tokens, figures.usage, figures.stt_duration, strict=True)
         deltas = [
             f'{head}{tokens},"usage":{usage},"stt_duration":{stt}}}'

@@ -4,7 +4,7 @@ a use case receives (built by service/bootstrap.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -137,7 +137,7 @@ class RollupCache(Protocol):
     def is_read_by_servers(self) -> bool: ...
     def read(self, scope: Scope, days: list[date], today: date) -> CacheRead: ...
     def read_many(
-        self, scopes: list[Scope], days: list[date], points: list[Point], today: date
+        self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
     ) -> list[CacheRead]: ...
     def lease(self, wanted: Iterable[tuple], today: date) -> Any: ...
     def fill(

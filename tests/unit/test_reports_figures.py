@@ -83,11 +83,22 @@ def test_zoned_buckets_add_the_running_sums_at_their_edges():
     edges, plus C at its end, minus C at its start."""
     cells = cells_for(plan(date(2024, 1, 1), date(2024, 1, 2), "Asia/Kolkata", "day"))
     first, second = cells.days  # 2023-12-31, 2024-01-01
-    assert cells.points == [(first, 74), (second, 74), (date(2024, 1, 2), 74)]
+    assert cells.points == ((first, 74), (second, 74), (date(2024, 1, 2), 74))
     totals = {first: DayUsage(first, 100, 0, 1), second: DayUsage(second, 200, 1, 1)}
     points = {(first, 74): Figures(30, 0, 0), (second, 74): Figures(150, 1, 1)}
     figures = bucket_figures(cells, totals, points)
     assert list(figures) == [Figures(100 + 150 - 30, 0 + 1, 1 + 1), Figures(200 - 150, 0, 0)]
+
+
+def test_a_local_day_inside_one_utc_day_is_its_running_sum():
+    """London's first day of summer time, 2025-03-30, runs 00:00-23:00 UTC: no whole UTC day
+    lies inside it; its figures are C(day, 92) alone."""
+    cells = cells_for(plan(date(2025, 3, 30), date(2025, 3, 30), "Europe/London", "day"))
+    day = date(2025, 3, 30)
+    assert cells.days == () and cells.points == ((day, 92),)
+    figures = bucket_figures(cells, {}, {(day, 92): Figures(40, 2, 9)})
+    assert list(figures) == [Figures(40, 2, 9)]
+    assert list(bucket_figures(cells, {}, {})) == [Figures(0, 0, 0)]
 
 
 def test_sums_across_scopes_are_bucket_by_bucket():

@@ -110,7 +110,7 @@ def test_days_the_cache_lost_are_read_again_and_filled(rollups):
     cells = cells_for(plan(TODAY - timedelta(days=20), TODAY - timedelta(days=1), "UTC", "day"))
     services = services_with(rollups, cached=True)
     expected = scope_figures(services, scopes, cells, today=TODAY)
-    lost = cells.days[3:5]
+    lost = list(cells.days[3:5])
     services.cache.invalidate([(ORG, KEYS[1], day) for day in lost], today=TODAY)
     rollups.reads.clear()
     assert scope_figures(services, scopes, cells, today=TODAY) == expected

@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -141,6 +141,43 @@ def _range_tails(first: date, last: date, today: date) -> tuple[list, list[date]
     """_tails of the consecutive days `first`..`last`, worked out once for every request
     asking for those days the same UTC day (callers must not change the lists)."""
     return _tails(shared_buckets(days_between(first, last), (), today))
+
+
+_shared_plans: dict[tuple, tuple] = {}
+_SHARED_PLANS_KEPT = 64
+
+
+def _shared_reads(days: Sequence[date], points: Sequence[Point], today: date) -> tuple:
+    """What read_many sends for these days and running sums, whatever the scope: per bucket
+    its name after the prefix, how many fields and the fields packed; the order that puts a
+    scope's replies as its days' values then its points' (None when they already are); the
+    cacheable days and points in that order. A report's cells are tuples shared between
+    requests (service/usecases/reports.py: the plan of a question is made once), so for
+    tuples the work is kept, by their identity, the same UTC day."""
+    shareable = isinstance(days, tuple) and isinstance(points, tuple)
+    key = (id(days), id(points), today)
+    kept = _shared_plans.get(key) if shareable else None
+    if kept is not None and kept[0] is days and kept[1] is points:
+        return kept[2]
+    shared = shared_buckets(days, points, today)
+    tails = []
+    is_day: list[bool] = []  # per value of a scope's replies
+    for bucket in shared:
+        fields = bucket.fields
+        tails.append((bucket.suffix.encode(), len(fields), _packed_arguments(fields)))
+        is_day += [True] * len(bucket.days) + [False] * len(bucket.points)
+    order = None
+    if not all(is_day):  # bucket by bucket, days then points: days first, then points
+        order = [n for n, kind in enumerate(is_day) if kind]
+        order += [n for n, kind in enumerate(is_day) if not kind]
+    cached_days = [day for bucket in shared for day in bucket.days]
+    cached_points = [point for bucket in shared for point in bucket.points]
+    found = (tails, order, cached_days, cached_points)
+    if shareable:
+        if len(_shared_plans) >= _SHARED_PLANS_KEPT:
+            _shared_plans.clear()
+        _shared_plans[key] = (days, points, found)  # held, their ids stay theirs
+    return found
 
 
 def _missing(wanted: list[T], values: list[bytes | None]) -> list[T]:
@@ -347,34 +384,22 @@ class RedisRollupCache:
         return CacheRead(found, _missing(cacheable, values))
 
     def read_many(
-        self, scopes: list[Scope], days: list[date], points: list[Point], today: date
+        self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
     ) -> list[CacheRead]:
         """The days' totals and the running sums at `points` of several scopes, in one
         pipelined round trip (an HMGET a bucket and scope). Every scope asks for the same
         fields of the same buckets but for its prefix: they are worked out and packed once,
         and every scope's values are decoded in one parse."""
-        shared = shared_buckets(days, points, today)
-        if not shared:
+        tails, order, cached_days, cached_points = _shared_reads(days, points, today)
+        if not tails:
             return [CacheRead({}, [], {}, []) for _ in scopes]
-        tails = []  # per bucket: its name after the prefix, how many fields, the fields packed
-        is_day: list[bool] = []  # per value of a scope's replies
-        for bucket in shared:
-            fields = bucket.fields
-            tails.append((bucket.suffix.encode(), len(fields), _packed_arguments(fields)))
-            is_day += [True] * len(bucket.days) + [False] * len(bucket.points)
         prefixes = [prefix.encode() for prefix in self.layout.scope_prefixes(scopes)]
         answers = self._read_scopes(scopes, prefixes, tails)
 
-        # A scope's replies hold, bucket by bucket, the days' values and then the points':
-        # put its days first, so that each scope's values are its days' then its points'.
         replies = list(chain(*answers))
-        width = len(is_day)
-        if not all(is_day):
-            order = [n for n, kind in enumerate(is_day) if kind]
-            order += [n for n, kind in enumerate(is_day) if not kind]
+        width = len(cached_days) + len(cached_points)
+        if order is not None:
             replies = [replies[start + n] for start in range(0, len(replies), width) for n in order]
-        cached_days = [day for bucket in shared for day in bucket.days]
-        cached_points = [point for bucket in shared for point in bucket.points]
         day_count = len(cached_days)
         with_usage = _with_usage(replies)
         some_missing = None in replies
