@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from itertools import compress
+from itertools import chain, compress
 from operator import itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -50,15 +50,44 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 @dataclass(frozen=True, slots=True)
+class DailyFigures:
+    """Days with usage, ascending, and their figures as one flat list: the tokens, usage and
+    stt_duration of each day in turn. A year is two lists, not hundreds of objects, and
+    the cache's figures decode straight into them."""
+
+    days: list[date]
+    numbers: list[int]
+
+    @classmethod
+    def of(cls, days: Iterable[DayUsage]) -> DailyFigures:
+        """From days in ascending order; those without usage are left out."""
+        kept = with_usage(days)
+        return cls(list(map(_DAY, kept)), list(chain.from_iterable(map(_FIGURES, kept))))
+
+    def day_usages(self) -> list[DayUsage]:
+        numbers = iter(self.numbers)
+        return list(map(DayUsage, self.days, numbers, numbers, numbers))
+
+    def totals(self) -> tuple[int, int, int]:
+        """(tokens, usage, stt_duration) summed over every day, exactly."""
+        numbers = self.numbers
+        return sum(numbers[0::3]), sum(numbers[1::3]), sum(numbers[2::3])
+
+
+@dataclass(frozen=True, slots=True)
 class UsageSummary:
     api_key: ApiKeyInfo | None
-    days: list[DayUsage]  # ascending, days without usage left out
+    figures: DailyFigures
 
-    def as_json(self, write_deltas: Callable[[list[DayUsage]], Any] | None = None) -> dict:
+    @property
+    def days(self) -> list[DayUsage]:
+        """Ascending, days without usage left out."""
+        return self.figures.day_usages()
+
+    def as_json(self, write_deltas: Callable[[DailyFigures], Any] | None = None) -> dict:
         """The 200 body of POST /api/v1/usage-analytics: `total` is exactly the sum of
         `deltas`, one entry per day with usage. `write_deltas` may write the `deltas`
         object itself (as JSON text, say) instead of a dict of dicts."""
-        days = self.days
         if write_deltas is None:
             deltas = {
                 day.day.isoformat(): {
@@ -66,23 +95,19 @@ class UsageSummary:
                     "usage": day.usage,
                     "stt_duration": day.stt_duration,
                 }
-                for day in days
+                for day in self.days
             }
         else:
-            deltas = write_deltas(days)
+            deltas = write_deltas(self.figures)
+        tokens, usage, stt_duration = self.figures.totals()
         return {
             "api_key": None if self.api_key is None else describe_key(self.api_key),
-            "total": {
-                "stt_duration": sum(map(_STT_DURATION, days)),
-                "tokens": sum(map(_TOKENS, days)),
-                "usage": sum(map(_USAGE, days)),
-            },
+            "total": {"stt_duration": stt_duration, "tokens": tokens, "usage": usage},
             "deltas": deltas,
         }
 
 
-_TOKENS, _USAGE, _STT_DURATION = itemgetter(1), itemgetter(2), itemgetter(3)
-_FIGURES = itemgetter(1, 2, 3)
+_DAY, _FIGURES = itemgetter(0), itemgetter(1, 2, 3)
 
 
 def with_usage(days: Iterable[DayUsage]) -> list[DayUsage]:

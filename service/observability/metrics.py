@@ -34,6 +34,7 @@ REQUEST_SECONDS = Histogram(
 CACHE_DAYS = Counter(
     "scrubs_cache_days", "Days of a range looked up in the rollup cache", ["result"]
 )
+CACHE_HIT_DAYS, CACHE_MISSED_DAYS = CACHE_DAYS.labels("hit"), CACHE_DAYS.labels("miss")
 CACHE_FILLED_DAYS = Counter("scrubs_cache_filled_days", "Days written to the rollup cache")
 CACHE_INVALIDATED_DAYS = Counter(
     "scrubs_cache_invalidated_days", "(scope, day) pairs the rollup cache was told to forget"

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_right
 from contextlib import suppress
 from datetime import date
 from uuid import UUID
 
 from service.domain.errors import ApiKeyNotFound, ApiKeyOutsideOrganisation
 from service.domain.figures import (
+    DailyFigures,
     DayUsage,
     Scope,
     UsageQuery,
     UsageSummary,
     days_between,
-    with_usage,
 )
 from service.domain.keys import UUID_TEXT, ApiKeyInfo, Principal
 from service.domain.moments import utc_today
@@ -37,8 +38,8 @@ def usage_for_range(services: Services, principal: Principal, query: UsageQuery)
     if query.api_key_id is not None:
         target = target_key(services, principal, query.api_key_id)
     scope = Scope(principal.organisation_id, None if target is None else target.id)
-    days = daily_usage(services, scope, query.start, query.end, principal.cache_pending)
-    return UsageSummary(target, with_usage(days))
+    figures = daily_figures(services, scope, query.start, query.end, principal.cache_pending)
+    return UsageSummary(target, figures)
 
 
 def target_key(services: Services, principal: Principal, api_key_id: str) -> ApiKeyInfo:
@@ -62,25 +63,40 @@ def daily_usage(
     cache_pending: bool = False,
     today: date | None = None,
 ) -> list[DayUsage]:
-    """The scope's figures for every day of the range that has a rollup, ascending."""
+    """The scope's figures for every day of the range that has usage, ascending."""
+    return daily_figures(services, scope, start, end, cache_pending, today).day_usages()
+
+
+def daily_figures(
+    services: Services,
+    scope: Scope,
+    start: date,
+    end: date,
+    cache_pending: bool = False,
+    today: date | None = None,
+) -> DailyFigures:
+    """The scope's figures for every day of the range that has usage: when the cache holds
+    every day, as it decoded them."""
     days = days_between(start, end)
     cache = services.cache
     if cache is None or not cache.available:  # no cache, or Redis out: no time lost on it
-        return _from_sql(services, scope, days)
+        return DailyFigures.of(_from_sql(services, scope, days))
     if cache_pending and not delivered_pending(services, scope.organisation_id):
         # Some committed imports have not reached the cache yet: its figures for this
         # organisation cannot be trusted until they do.
-        return _from_sql(services, scope, days)
+        return DailyFigures.of(_from_sql(services, scope, days))
     today = today or utc_today()
     try:
         cached = cache.read(scope, days, today)
     except CacheUnavailable:
-        return _from_sql(services, scope, days)
-    metrics.CACHE_DAYS.labels("hit").inc(len(days) - len(cached.missing))
-    metrics.CACHE_DAYS.labels("miss").inc(len(cached.missing))
-    uncached = cached.missing + [day for day in days if day > today]
+        return DailyFigures.of(_from_sql(services, scope, days))
+    missed = len(cached.missing)
+    metrics.CACHE_HIT_DAYS.inc(len(days) - missed)
+    if missed:
+        metrics.CACHE_MISSED_DAYS.inc(missed)
+    uncached = cached.missing + days[bisect_right(days, today) :]  # and days after today
     if not uncached:
-        return list(cached.found.values())  # in the order of the days
+        return cached.figures
     try:
         lease = cache.lease([(scope, cached.missing)], today)
     except CacheUnavailable:
@@ -92,7 +108,7 @@ def daily_usage(
             written = cache.fill(lease, {scope: {day.day: day for day in fetched}}, today)
             metrics.CACHE_FILLED_DAYS.inc(written)
     merged = cached.found | {day.day: day for day in fetched}
-    return [merged[day] for day in days if day in merged]
+    return DailyFigures.of(merged[day] for day in days if day in merged)
 
 
 def _from_sql(services: Services, scope: Scope, days: list[date]) -> list[DayUsage]:

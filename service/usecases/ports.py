@@ -13,7 +13,7 @@ from uuid import UUID
 
 from config.settings import Settings
 from service.domain.directory import Clinic, Organisation, Provider
-from service.domain.figures import DayUsage, Scope
+from service.domain.figures import DailyFigures, DayUsage, Scope
 from service.domain.keys import ApiKeyInfo, NewApiKey
 from service.domain.reports import Figures, Point
 
@@ -117,6 +117,19 @@ class Ledger(Protocol):
 
 
 @dataclass
+class DailyRead:
+    """A scope's days read from the cache: those cached with usage, as columns, and the
+    cacheable days the cache does not hold (cached days without usage are neither)."""
+
+    figures: DailyFigures
+    missing: list[date]
+
+    @property
+    def found(self) -> dict[date, DayUsage]:
+        return dict(zip(self.figures.days, self.figures.day_usages(), strict=True))
+
+
+@dataclass
 class CacheRead:
     found: dict[date, DayUsage]  # cached days that had usage, in the order asked for
     missing: list[date]  # cacheable days not in the cache (cached days without usage are neither)
@@ -135,7 +148,7 @@ class RollupCache(Protocol):
     def open(self) -> None: ...
     def is_marked(self) -> bool: ...
     def is_read_by_servers(self) -> bool: ...
-    def read(self, scope: Scope, days: list[date], today: date) -> CacheRead: ...
+    def read(self, scope: Scope, days: list[date], today: date) -> DailyRead: ...
     def read_many(
         self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
     ) -> list[CacheRead]: ...

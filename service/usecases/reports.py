@@ -233,8 +233,8 @@ def scope_figures(
     totals = [read.found for read in reads]
     points = [read.found_points for read in reads]
     missed = sum(len(read.missing) for read in reads)
-    metrics.CACHE_DAYS.labels("hit").inc(len(cells.days) * len(reads) - missed)
-    metrics.CACHE_DAYS.labels("miss").inc(missed)
+    metrics.CACHE_HIT_DAYS.inc(len(cells.days) * len(reads) - missed)
+    metrics.CACHE_MISSED_DAYS.inc(missed)
     later_days = [day for day in cells.days if day > today]
     later_points = [point for point in cells.points if point[0] > today]
     if missed or later_days or later_points or any(read.missing_points for read in reads):

@@ -13,9 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.usage_analytics import UsageAnalyticsResponse
-from service.domain.figures import DayUsage, UsageSummary, with_usage
+from service.domain.figures import DailyFigures, DayUsage, UsageSummary, with_usage
 from service.domain.keys import ApiKeyInfo
 from service.entrypoints.report_formats import summary_json
+
+
+def summary_of(key: ApiKeyInfo | None, days: list[DayUsage]) -> UsageSummary:
+    return UsageSummary(key, DailyFigures.of(days))
+
 
 DAYS = [
     DayUsage(date(2024, 1, 15), tokens=1_000_000, usage=25, stt_duration=30),
@@ -37,7 +42,7 @@ KEY = ApiKeyInfo(
 
 
 def test_org_wide_summary_sums_every_day_exactly():
-    body = UsageSummary(None, DAYS).as_json()
+    body = summary_of(None, DAYS).as_json()
     assert body == {
         "api_key": None,
         "total": {"stt_duration": 62, "tokens": 1_800_000, "usage": 45},
@@ -52,14 +57,14 @@ def test_org_wide_summary_sums_every_day_exactly():
 
 def test_sums_of_big_figures_stay_exact_ints():
     days = [DayUsage(date(2024, 1, 1) + timedelta(days=n), BIG, BIG, BIG) for n in range(3)]
-    total = UsageSummary(None, days).as_json()["total"]
+    total = summary_of(None, days).as_json()["total"]
     assert total == {"stt_duration": 3 * BIG, "tokens": 3 * BIG, "usage": 3 * BIG}
     assert all(type(value) is int for value in total.values())
     assert total["tokens"] != int(float(BIG) * 3)
 
 
 def test_no_usage_gives_zeros_and_no_deltas():
-    assert UsageSummary(None, []).as_json() == {
+    assert summary_of(None, []).as_json() == {
         "api_key": None,
         "total": {"stt_duration": 0, "tokens": 0, "usage": 0},
         "deltas": {},
@@ -67,7 +72,7 @@ def test_no_usage_gives_zeros_and_no_deltas():
 
 
 def test_a_key_summary_describes_the_key_in_utc():
-    described = UsageSummary(KEY, DAYS[:1]).as_json()["api_key"]
+    described = summary_of(KEY, DAYS[:1]).as_json()["api_key"]
     assert described == {
         "id": "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
         "name": "Front desk",
@@ -82,19 +87,19 @@ def test_a_key_summary_describes_the_key_in_utc():
 
 def test_a_revoked_key_summary_gives_revoked_at_in_utc():
     revoked = datetime(2024, 3, 1, 0, 15, tzinfo=timezone(timedelta(hours=5, minutes=30)))
-    described = UsageSummary(replace(KEY, revoked_at=revoked), DAYS).as_json()["api_key"]
+    described = summary_of(replace(KEY, revoked_at=revoked), DAYS).as_json()["api_key"]
     assert described["revoked_at"] == "2024-02-29T18:45:00Z"
 
 
 @pytest.mark.parametrize(
     "summary",
     [
-        UsageSummary(None, DAYS),
-        UsageSummary(None, []),
-        UsageSummary(KEY, DAYS),
-        UsageSummary(KEY, []),
-        UsageSummary(replace(KEY, revoked_at=datetime.now(UTC)), DAYS),
-        UsageSummary(None, [DayUsage(date(2024, 1, 1), BIG, BIG, BIG)]),
+        summary_of(None, DAYS),
+        summary_of(None, []),
+        summary_of(KEY, DAYS),
+        summary_of(KEY, []),
+        summary_of(replace(KEY, revoked_at=datetime.now(UTC)), DAYS),
+        summary_of(None, [DayUsage(date(2024, 1, 1), BIG, BIG, BIG)]),
     ],
     ids=["org-wide", "org-wide-empty", "key", "key-empty", "revoked-key", "big"],
 )
@@ -123,7 +128,7 @@ def test_the_answer_written_as_text_is_the_dict_written_by_a_json_encoder(days, 
         DayUsage(date(2023, 1, 1) + timedelta(days=offset), tokens, usage, stt)
         for offset, tokens, usage, stt in sorted(days)
     ]
-    summary = UsageSummary(KEY if for_a_key else None, found)
+    summary = summary_of(KEY if for_a_key else None, found)
     expected = json.dumps(summary.as_json(), separators=(",", ":")).encode()
     assert summary_json(summary) == expected
     assert json.loads(summary_json(summary))["total"]["tokens"] == sum(day[1] for day in days)
@@ -136,3 +141,13 @@ def test_only_days_with_some_usage_are_kept_in_order():
     assert with_usage(mixed) == kept
     assert with_usage(iter(mixed)) == kept
     assert with_usage([]) == []
+
+
+def test_daily_figures_hold_the_days_with_usage_as_columns():
+    empty = DayUsage(date(2024, 1, 14), 0, 0, 0)
+    figures = DailyFigures.of([empty, *DAYS])
+    assert figures.days == [day.day for day in DAYS]
+    assert figures.numbers == [1_000_000, 25, 30, 800_000, 20, 25, 0, 0, 7]
+    assert figures.day_usages() == DAYS
+    assert figures.totals() == (1_800_000, 45, 62)
+    assert DailyFigures.of([]).totals() == (0, 0, 0)

@@ -47,10 +47,10 @@ from service.adapters.redis.layout import (
     shared_buckets,
 )
 from service.adapters.redis.nodes import Breakers, ClusterNodes, Node, OneRedis, client_options
-from service.domain.figures import DayUsage, Scope, days_between
+from service.domain.figures import DailyFigures, DayUsage, Scope, days_between
 from service.domain.reports import Figures, Point
 from service.observability import metrics
-from service.usecases.ports import CacheRead, CacheUnavailable
+from service.usecases.ports import CacheRead, CacheUnavailable, DailyRead
 
 T = TypeVar("T")
 SCAN_BATCH = 1000
@@ -357,7 +357,7 @@ class RedisRollupCache:
                 pool.release(conn)
         raise AssertionError("unreachable")
 
-    def read(self, scope: Scope, days: list[date], today: date) -> CacheRead:
+    def read(self, scope: Scope, days: list[date], today: date) -> DailyRead:
         """One pipelined round trip for all the cacheable days (ascending) of a range,
         however many buckets (an HMGET each: cheaper for Redis than any script), decoded in
         bulk."""
@@ -366,7 +366,7 @@ class RedisRollupCache:
         else:
             tails, cacheable = _tails(shared_buckets(days, (), today))
         if not tails:
-            return CacheRead({}, [])
+            return DailyRead(DailyFigures([], []), [])
 
         prefix = self.layout.scope_prefix(scope).encode()
         packed = b"".join(
@@ -378,10 +378,8 @@ class RedisRollupCache:
         values = list(chain(*answers))
         with_usage = _with_usage(values)
         days_with_usage = list(compress(cacheable, with_usage))
-        numbers = iter(_decoded(list(compress(values, with_usage))))
-        usage = map(_day_usage, zip(days_with_usage, numbers, numbers, numbers, strict=False))
-        found = dict(zip(days_with_usage, usage, strict=True))
-        return CacheRead(found, _missing(cacheable, values))
+        numbers = _decoded(list(compress(values, with_usage)))
+        return DailyRead(DailyFigures(days_with_usage, numbers), _missing(cacheable, values))
 
     def read_many(
         self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
