@@ -8,6 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from uuid import UUID
 
 from service.domain.errors import RuleBroken
@@ -59,7 +60,14 @@ class NewApiKey:
 
 
 def describe_key(key: ApiKeyInfo) -> dict:
-    """The key object of the API's answers: never its secret or hash."""
+    """The key object of the API's answers: never its secret or hash. Shared between the
+    answers that describe the same key alike (a report of a hundred keys, asked again and
+    again): copy it to change it."""
+    return _described(key)
+
+
+@lru_cache(maxsize=4096)
+def _described(key: ApiKeyInfo) -> dict:
     return {
         "id": str(key.id),
         "name": key.name,

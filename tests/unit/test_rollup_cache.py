@@ -404,3 +404,30 @@ def test_consecutive_days_and_any_other_days_read_alike(cache):
     tomorrow = cache.read(Scope(ORG), range_, TODAY + timedelta(days=1))  # another today
     assert tomorrow.found == {day: found for day, found in whole.found.items() if day < TODAY}
     assert tomorrow.missing == [TODAY], "the last day is looked up in its month's bucket now"
+
+
+def test_every_day_of_several_scopes_reads_as_flat_figures_or_not_at_all(cache):
+    """read_days_of: each scope's figures of every day in turn (zeros where a day had no
+    usage) when every day of every scope is cached; None otherwise."""
+    range_ = tuple(days(TODAY - timedelta(days=40), 41))
+    scopes = [Scope(ORG), Scope(ORG, KEY), Scope(ORG, uuid.UUID(int=7))]
+    filled = {}
+    for n, scope in enumerate(scopes):
+        figures = {day: usage(day, 2**65 * n + k) for k, day in enumerate(range_) if (k + n) % 3}
+        filled[scope] = figures
+        cache.fill(cache.lease([(scope, list(range_))], TODAY), {scope: figures}, TODAY)
+    found = cache.read_days_of(scopes, range_, TODAY)
+    expected = [
+        [
+            number
+            for day in range_
+            for number in (filled[scope][day][1:] if day in filled[scope] else (0, 0, 0))
+        ]
+        for scope in scopes
+    ]
+    assert found == expected
+    cache.invalidate([(ORG, KEY, range_[5])], today=TODAY)
+    assert cache.read_days_of(scopes, range_, TODAY) is None, "a day the cache lost"
+    assert cache.read_days_of(scopes[2:], range_, TODAY) == expected[2:]
+    later = (*range_, TODAY + timedelta(days=1))
+    assert cache.read_days_of(scopes[2:], later, TODAY) is None, "a day after today"
