@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,7 +55,7 @@ def request_id() -> str:
     if "request_id" not in g:
         sent = request.headers.get(REQUEST_ID_HEADER, "")
         usable = 0 < len(sent) <= MAX_REQUEST_ID_LENGTH and sent.isascii() and sent.isprintable()
-        g.request_id = sent if usable else uuid.uuid4().hex
+        g.request_id = sent if usable else os.urandom(16).hex()
     return g.request_id
 
 
