@@ -37,13 +37,20 @@ def _body_error(message: str) -> InvalidRequest:
     return InvalidRequest({BODY: [message]}, f"The request body is invalid: {message}")
 
 
+# Content-Type values sent by nearly every client, accepted without parsing them.
+PLAIN_JSON_TYPES = frozenset(
+    ["application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"]
+)
+
+
 def read_body(request: Request) -> bytes:
     """The body's bytes, or InvalidRequest when it is not UTF-8 JSON of a bounded size."""
-    if request.mimetype != "application/json":
-        raise _body_error("Content-Type must be application/json.")
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if charset not in ("utf-8", "utf8"):
-        raise _body_error("the body must be UTF-8 JSON.")
+    if request.headers.get("Content-Type", "").lower() not in PLAIN_JSON_TYPES:
+        if request.mimetype != "application/json":
+            raise _body_error("Content-Type must be application/json.")
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            raise _body_error("the body must be UTF-8 JSON.")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise _body_error(f"the body is larger than {MAX_BODY_BYTES} bytes.")
     try:

@@ -59,7 +59,8 @@ _remembered_question = lru_cache(maxsize=512)(_read_question)
 def answer_format(request: Request) -> str | None:
     """JSON or CSV, as the Accept header prefers (q-values honoured, JSON on a tie, `*/*` or
     no header at all); None when it allows neither."""
-    if not request.headers.get("Accept", "").strip():
+    accept = request.headers.get("Accept", "").strip()
+    if not accept or accept in ("*/*", JSON):  # what most clients send: no need to parse it
         return JSON
     return request.accept_mimetypes.best_match([JSON, CSV])
 
