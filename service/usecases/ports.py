@@ -152,8 +152,8 @@ class RollupCache(Protocol):
     def read_many(
         self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
     ) -> list[CacheRead]: ...
-    def read_days_of(
-        self, scopes: list[Scope], days: Sequence[date], today: date
+    def read_every(
+        self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
     ) -> list[list[int]] | None: ...
     def lease(self, wanted: Iterable[tuple], today: date) -> Any: ...
     def fill(

@@ -30,6 +30,7 @@ from service.domain.reports import (
     ReportQuery,
     Series,
     bucket_figures,
+    bucket_figures_of,
     cells_for,
     make_cursor,
     read_cursor,
@@ -220,15 +221,15 @@ def scope_figures(
     usable = cache is not None and cache.available
     if usable and cache_pending:
         usable = delivered_pending(services, scopes[0].organisation_id)
-    if usable and cells.daily:  # buckets of whole UTC days: cached, they are the figures
+    if usable:  # the cache holds it all (the usual case): its figures, no object a day
         assert cache is not None
         try:
-            every_day = cache.read_days_of(scopes, cells.days, today)
+            every = cache.read_every(scopes, cells.days, cells.points, today)
         except CacheUnavailable:
-            every_day, usable = None, False
-        if every_day is not None:
+            every, usable = None, False
+        if every is not None:
             metrics.CACHE_HIT_DAYS.inc(len(cells.days) * len(scopes))
-            return [Series(found[0::3], found[1::3], found[2::3]) for found in every_day]
+            return [bucket_figures_of(cells, numbers) for numbers in every]
     if usable:
         assert cache is not None
         with suppress(CacheUnavailable):

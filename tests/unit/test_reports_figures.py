@@ -23,6 +23,7 @@ from service.domain.reports import (
     ReportQuery,
     Series,
     bucket_figures,
+    bucket_figures_of,
     cells_for,
     summed,
 )
@@ -99,6 +100,35 @@ def test_a_local_day_inside_one_utc_day_is_its_running_sum():
     figures = bucket_figures(cells, {}, {(day, 92): Figures(40, 2, 9)})
     assert list(figures) == [Figures(40, 2, 9)]
     assert list(bucket_figures(cells, {}, {})) == [Figures(0, 0, 0)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "granularity"),
+    [
+        ("UTC", "day"),
+        ("UTC", "hour"),
+        ("Asia/Kolkata", "day"),
+        ("America/New_York", "week"),
+        ("Asia/Kathmandu", "month"),
+        ("Europe/London", "hour"),
+    ],
+)
+def test_figures_from_every_number_at_once_are_those_of_the_lookups(zone, granularity):
+    """bucket_figures_of (the cache's flat figures, zeros included) gives what
+    bucket_figures gives from the same days and points looked up one by one."""
+    rng = random.Random(f"{zone}{granularity}")
+    cells = cells_for(plan(date(2024, 3, 1), date(2024, 4, 10), zone, granularity))
+    totals = random_totals(cells.days, rng)
+    points = {
+        point: Figures(rng.randrange(10**6), rng.randrange(9), rng.randrange(10**4))
+        for point in cells.points
+        if rng.random() < 0.7
+    }
+    numbers = [
+        *(n for day in cells.days for n in (totals[day][1:] if day in totals else (0, 0, 0))),
+        *(n for point in cells.points for n in points.get(point, (0, 0, 0))),
+    ]
+    assert bucket_figures_of(cells, numbers) == bucket_figures(cells, totals, points)
 
 
 def test_sums_across_scopes_are_bucket_by_bucket():

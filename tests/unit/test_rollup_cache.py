@@ -406,28 +406,32 @@ def test_consecutive_days_and_any_other_days_read_alike(cache):
     assert tomorrow.missing == [TODAY], "the last day is looked up in its month's bucket now"
 
 
-def test_every_day_of_several_scopes_reads_as_flat_figures_or_not_at_all(cache):
-    """read_days_of: each scope's figures of every day in turn (zeros where a day had no
-    usage) when every day of every scope is cached; None otherwise."""
+def test_every_day_and_point_of_several_scopes_reads_as_flat_figures_or_not_at_all(cache):
+    """read_every: each scope's figures of every day in turn and then at every point (zeros
+    where there was no usage) when the cache holds them all; None otherwise."""
     range_ = tuple(days(TODAY - timedelta(days=40), 41))
+    points = tuple((day, 74) for day in range_[::9])
     scopes = [Scope(ORG), Scope(ORG, KEY), Scope(ORG, uuid.UUID(int=7))]
-    filled = {}
+    filled, sums = {}, {}
     for n, scope in enumerate(scopes):
         figures = {day: usage(day, 2**65 * n + k) for k, day in enumerate(range_) if (k + n) % 3}
         filled[scope] = figures
-        cache.fill(cache.lease([(scope, list(range_))], TODAY), {scope: figures}, TODAY)
-    found = cache.read_days_of(scopes, range_, TODAY)
+        sums[scope] = {point: Figures(k + n, 1, 2) for k, point in enumerate(points) if k % 2}
+        lease = cache.lease([(scope, list(range_), list(points))], TODAY)
+        cache.fill(lease, {scope: figures}, TODAY, {scope: sums[scope]})
     expected = [
         [
-            number
-            for day in range_
-            for number in (filled[scope][day][1:] if day in filled[scope] else (0, 0, 0))
+            *(n for day in range_ for n in (filled[s][day][1:] if day in filled[s] else (0, 0, 0))),
+            *(n for point in points for n in sums[s].get(point, (0, 0, 0))),
         ]
-        for scope in scopes
+        for s in scopes
     ]
-    assert found == expected
+    assert cache.read_every(scopes, range_, points, TODAY) == expected
+    days_only = [numbers[: 3 * len(range_)] for numbers in expected]
+    assert cache.read_every(scopes, range_, (), TODAY) == days_only
     cache.invalidate([(ORG, KEY, range_[5])], today=TODAY)
-    assert cache.read_days_of(scopes, range_, TODAY) is None, "a day the cache lost"
-    assert cache.read_days_of(scopes[2:], range_, TODAY) == expected[2:]
+    assert cache.read_every(scopes, range_, points, TODAY) is None, "a day the cache lost"
+    assert cache.read_every(scopes[2:], range_, points, TODAY) == expected[2:]
     later = (*range_, TODAY + timedelta(days=1))
-    assert cache.read_days_of(scopes[2:], later, TODAY) is None, "a day after today"
+    assert cache.read_every(scopes[2:], later, (), TODAY) is None, "a day after today"
+    assert cache.read_every(scopes[2:], range_, ((later[-1], 4),), TODAY) is None

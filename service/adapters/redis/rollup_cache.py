@@ -418,22 +418,28 @@ class RedisRollupCache:
             reads.append(read)
         return reads
 
-    def read_days_of(
-        self, scopes: list[Scope], days: Sequence[date], today: date
+    def read_every(
+        self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
     ) -> list[list[int]] | None:
-        """Every scope's figures of every day (ascending), in one pipelined round trip: the
-        tokens, usage and stt_duration of each day in turn, zeros for a day without usage;
-        None unless the cache holds every day of every scope. Nothing is made per day: the
-        replies decode in one parse into each scope's slice."""
-        if not days or days[-1] > today:  # a day after today is never cached
+        """Every scope's figures of every day (ascending) and then at every point (running
+        sums, ascending), in one pipelined round trip: the tokens, usage and stt_duration of
+        each in turn, zeros where there was no usage; None unless the cache holds every day
+        and point of every scope. Nothing is made per day: the replies decode in one parse
+        into each scope's slice."""
+        if (days and days[-1] > today) or (points and points[-1][0] > today):
+            return None  # never cached
+        tails, order, cached_days, cached_points = _shared_reads(days, points, today)
+        if not tails:
             return None
-        tails, _, cached_days, _ = _shared_reads(days, (), today)
         prefixes = [prefix.encode() for prefix in self.layout.scope_prefixes(scopes)]
         replies = list(chain(*self._read_scopes(scopes, prefixes, tails)))
         if None in replies:
             return None
+        width = len(cached_days) + len(cached_points)
+        if order is not None:  # days first, then points
+            replies = [replies[start + n] for start in range(0, len(replies), width) for n in order]
         numbers = _decoded(replies)
-        width = 3 * len(cached_days)
+        width *= 3
         return [numbers[start : start + width] for start in range(0, len(numbers), width)]
 
     def _read_scopes(
