@@ -134,5 +134,5 @@ def start_serving(services: Services) -> None:
         if not cache.is_marked():
             clear(services)
         cache.open()
-    except CacheUnavailable:  # Redis out: readers go to SQL; the breaker tries again
-        log.warning("the cache could not be opened; serving from Postgres for now")
+    except CacheUnavailable as problem:  # Redis out: readers go to SQL; the breaker retries
+        log.warning("the cache could not be opened (%s); serving from Postgres for now", problem)

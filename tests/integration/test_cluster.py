@@ -421,6 +421,34 @@ def test_a_cluster_node_read_as_one_redis_answers_exactly_and_says_what_to_set(
         services_of(app).close()
 
 
+def test_redis_cluster_set_for_a_single_redis_answers_exactly_and_says_what_to_set(
+    settings, tmp_path
+):
+    """REDIS_CLUSTER=true with REDIS_URL at a Redis without cluster support (this machine's):
+    every answer comes from Postgres, exactly, and the log says what to set."""
+    said = Said()
+    logger = logging.getLogger("scrubs.cache")  # the service's loggers do not propagate
+    logger.addHandler(said)
+    app = create_app(replace(settings, redis_cluster=True, redis_timeout_ms=TIMEOUT_MS))
+    try:
+        start_serving(services_of(app))
+        services = services_of(app)
+        org = create_org(services.directory, clinic_keys=2)
+        events = make_events(random.Random(37), org.key_ids, PAST, 30)
+        imported = run_command(
+            services.settings, "usage", "import", str(write_jsonl(tmp_path / "e.jsonl", events))
+        )
+        assert imported.exit_code == 0, imported.output
+        for _ in range(2):
+            found = deltas(app.test_client(), org, START, END)
+            assert found == expected_deltas(events, START, END)
+        wanted = "set REDIS_CLUSTER=false"
+        assert any(wanted in line for line in said.lines), said.lines
+    finally:
+        logger.removeHandler(said)
+        services_of(app).close()
+
+
 def test_a_master_paused_past_its_failover_never_serves_its_old_figures(
     settings, own_cluster, tmp_path
 ):

@@ -207,6 +207,12 @@ class ClusterNodes:
             except (RedisClusterException, redis.RedisError) as problem:
                 self._failed_at = time.monotonic()
                 metrics.CACHE_UNAVAILABLE.inc()
+                said = str(problem).lower()
+                if "cluster mode is not enabled" in said or "cluster support disabled" in said:
+                    raise CacheUnavailable(
+                        "REDIS_CLUSTER=true, but REDIS_URL names a Redis without cluster "
+                        "support: set REDIS_CLUSTER=false, or name a node of a cluster"
+                    ) from None
                 raise CacheUnavailable(f"the Redis Cluster could not be found: {problem}") from None
             self._cluster, self._pid = cluster, os.getpid()
             self._looked_up_at = time.monotonic()
