@@ -9,6 +9,8 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -66,6 +68,20 @@ def app_on(settings, cluster):
     )
     start_serving(services_of(app))
     return app
+
+
+@contextmanager
+def cached_world(settings, cluster, tmp_path, seed: int) -> Iterator[World]:
+    """A World on an app of its own, its organisations' figures imported and cached on
+    every master."""
+    app = app_on(settings, cluster)
+    try:
+        world = World(app, cluster, tmp_path, seed=seed)
+        world.import_events(40)
+        world.hits()
+        yield world
+    finally:
+        services_of(app).close()
 
 
 @pytest.fixture()
@@ -213,11 +229,7 @@ def test_readyz_reports_the_cluster(shared_app):
 
 
 def test_a_paused_master_sends_only_its_organisations_to_sql(settings, own_cluster, tmp_path):
-    app = app_on(settings, own_cluster)
-    try:
-        world = World(app, own_cluster, tmp_path, seed=32)
-        world.import_events(40)
-        world.hits()
+    with cached_world(settings, own_cluster, tmp_path, seed=32) as world:
         victim = own_cluster.node_of(f"{{{world.orgs[0].id}}}")
         hurt = [org for org in world.orgs if world.master_of[org.id] == victim.port]
         spared = [org for org in world.orgs if world.master_of[org.id] != victim.port]
@@ -246,16 +258,10 @@ def test_a_paused_master_sends_only_its_organisations_to_sql(settings, own_clust
         world.import_events(20, PAST[3:9])
         for org in world.orgs:
             world.check(org)
-    finally:
-        services_of(app).close()
 
 
 def test_an_import_while_a_master_is_paused_is_never_hidden(settings, own_cluster, tmp_path):
-    app = app_on(settings, own_cluster)
-    try:
-        world = World(app, own_cluster, tmp_path, seed=33)
-        world.import_events(40)
-        world.hits()
+    with cached_world(settings, own_cluster, tmp_path, seed=33) as world:
         victim = own_cluster.node_of(f"{{{world.orgs[0].id}}}")
         victim.pause()
         try:
@@ -269,16 +275,10 @@ def test_an_import_while_a_master_is_paused_is_never_hidden(settings, own_cluste
         for org in world.orgs:  # the victim's old figures are never served
             world.check(org)
             world.check(org)
-    finally:
-        services_of(app).close()
 
 
 def test_a_killed_master_fails_over_and_caching_resumes(settings, own_cluster, tmp_path):
-    app = app_on(settings, own_cluster)
-    try:
-        world = World(app, own_cluster, tmp_path, seed=34)
-        world.import_events(40)
-        world.hits()
+    with cached_world(settings, own_cluster, tmp_path, seed=34) as world:
         org = world.orgs[0]
         victim = own_cluster.node_of(f"{{{org.id}}}")
         victim.stop()
@@ -304,8 +304,6 @@ def test_a_killed_master_fails_over_and_caching_resumes(settings, own_cluster, t
             assert time.monotonic() < deadline, "caching did not resume on the new master"
             time.sleep(0.2)
         assert sum(world.hits().values()) == len(world.orgs)
-    finally:
-        services_of(app).close()
 
 
 class Said(logging.Handler):
@@ -334,11 +332,7 @@ def test_forgetting_counts_only_once_the_replicas_have_it(settings, own_cluster,
     """A replica promoted without the forgetting would serve the old figures again: a
     forget is delivered only when every replica its master streams to acknowledges it
     (WAIT), whether or not the cluster has marked a silent one failed yet."""
-    app = app_on(settings, own_cluster)
-    try:
-        world = World(app, own_cluster, tmp_path, seed=35)
-        world.import_events(40)
-        world.hits()
+    with cached_world(settings, own_cluster, tmp_path, seed=35) as world:
         org = world.orgs[0]
 
         world.import_events(10, PAST[2:6])  # forgotten on masters and replicas alike
@@ -371,8 +365,6 @@ def test_forgetting_counts_only_once_the_replicas_have_it(settings, own_cluster,
             world.check(each)
             world.check(each)
         assert pending_rows(world) == 0
-    finally:
-        services_of(app).close()
 
 
 def marked_failed(master, replica) -> bool:
@@ -454,11 +446,7 @@ def test_a_master_paused_past_its_failover_never_serves_its_old_figures(
 ):
     """The master is paused until its replica is promoted, imports change its organisations'
     days on the new master, then the old one comes back (as a replica, its days stale)."""
-    app = app_on(settings, own_cluster)
-    try:
-        world = World(app, own_cluster, tmp_path, seed=37)
-        world.import_events(40)
-        world.hits()
+    with cached_world(settings, own_cluster, tmp_path, seed=37) as world:
         org = world.orgs[0]
         victim = own_cluster.node_of(f"{{{org.id}}}")
         heir = replica_of(own_cluster, victim)
@@ -488,8 +476,6 @@ def test_a_master_paused_past_its_failover_never_serves_its_old_figures(
             assert time.monotonic() < deadline, "caching did not resume"
             time.sleep(0.2)
         print(f"caching resumed {10 - (deadline - time.monotonic()):.1f} s after the resync")
-    finally:
-        services_of(app).close()
 
 
 def test_cache_warm_fills_the_nodes_that_answer_and_names_the_silent_ones(
