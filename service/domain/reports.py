@@ -16,8 +16,8 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import accumulate, repeat
-from operator import add, sub
+from itertools import accumulate, chain, repeat
+from operator import add, itemgetter, sub
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -122,7 +122,6 @@ class Cells:
     days: tuple[date, ...]
     points: tuple[Point, ...]
     edge_days: tuple[int, ...]  # per edge: its day's index in days
-    edge_points: tuple[Point | None, ...]  # per edge: its point (None: the day's start)
     edge_point_index: tuple[int, ...]  # per edge: its point's index in points, or -1
     daily: bool = False  # bucket i is the whole UTC day days[i]: its figures are that day's
 
@@ -147,7 +146,7 @@ def cells_for(plan: BucketPlan) -> Cells:
     ordered = tuple(sorted(points))
     index = {point: n for n, point in enumerate(ordered)}
     edge_point_index = tuple(-1 if point is None else index[point] for point in edge_points)
-    return Cells(days, ordered, edge_days, edge_points, edge_point_index, daily)
+    return Cells(days, ordered, edge_days, edge_point_index, daily)
 
 
 def bucket_figures(
@@ -155,20 +154,13 @@ def bucket_figures(
 ) -> Series:
     """Each bucket's figures from the day totals and the running sums at the edges (missing
     entries are days or points without usage)."""
-    if cells.daily:
-        _, *columns = zip(*map(totals.get, cells.days, repeat(NO_USAGE)), strict=True)
-        return Series(*map(list, columns))
-    # G at each edge, metric by metric, in C: the totals of the days before its day (a
-    # running total per day), plus the running sum at its point.
-    found = list(map(totals.get, cells.days, repeat(NO_USAGE)))
-    day_columns = list(zip(*found, strict=True))[1:] if found else [(), (), ()]
-    at_points = zip(*map(points.get, cells.edge_points, repeat(NOTHING)), strict=True)
-    columns = []
-    for daily, running in zip(day_columns, at_points, strict=True):
-        before = [0, *accumulate(daily)].__getitem__
-        marks = list(map(add, map(before, cells.edge_days), running))
-        columns.append(list(map(sub, marks[1:], marks[:-1])))
-    return Series(*columns)
+    found = map(totals.get, cells.days, repeat(NO_USAGE))
+    at_points = map(points.get, cells.points, repeat(NOTHING))
+    numbers = [*chain.from_iterable(map(_FIGURES_OF_DAY, found)), *chain.from_iterable(at_points)]
+    return bucket_figures_of(cells, numbers)
+
+
+_FIGURES_OF_DAY = itemgetter(1, 2, 3)
 
 
 def bucket_figures_of(cells: Cells, numbers: list[int]) -> Series:

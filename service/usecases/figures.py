@@ -55,18 +55,6 @@ def target_key(services: Services, principal: Principal, api_key_id: str) -> Api
     return key
 
 
-def daily_usage(
-    services: Services,
-    scope: Scope,
-    start: date,
-    end: date,
-    cache_pending: bool = False,
-    today: date | None = None,
-) -> list[DayUsage]:
-    """The scope's figures for every day of the range that has usage, ascending."""
-    return daily_figures(services, scope, start, end, cache_pending, today).day_usages()
-
-
 def daily_figures(
     services: Services,
     scope: Scope,

@@ -50,7 +50,7 @@ class Prepared:
     query: ReportQuery
     plan: BucketPlan
     after: str | None  # the last group of the page before, from the cursor
-    cells: Cells | None = None  # what the plan reads of each scope
+    cells: Cells  # what the plan reads of each scope
 
 
 @lru_cache(maxsize=64)  # at most 15 MB a worker: a 31-day hour plan, the largest, is 230 KiB
@@ -97,7 +97,7 @@ def report(
     in `figures`, and the groups of this page (every group when `every_group`: CSV)."""
     query = prepared.query
     keys = _selected_keys(services, principal, query)
-    cells = prepared.cells or cells_for(prepared.plan)
+    cells = prepared.cells
     if keys is None:
         scopes = [Scope(principal.organisation_id)]
     else:

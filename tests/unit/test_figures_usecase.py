@@ -14,7 +14,7 @@ from service.domain.errors import ApiKeyNotFound, ApiKeyOutsideOrganisation
 from service.domain.figures import DayUsage, Scope, UsageQuery, days_between
 from service.domain.keys import Principal
 from service.usecases import invalidations
-from service.usecases.figures import daily_usage, usage_for_range
+from service.usecases.figures import daily_figures, usage_for_range
 from service.usecases.ports import PendingInvalidation
 from tests.unit.fakes import fake_cache, fake_services
 
@@ -25,6 +25,11 @@ KEYS = [uuid.UUID(f"00000000-0000-4000-8000-0000000000a{n}") for n in range(3)]
 FOREIGN_KEY = uuid.UUID("00000000-0000-4000-8000-0000000000ff")
 ROOT = uuid.UUID("00000000-0000-4000-8000-0000000000b0")
 START = TODAY - timedelta(days=59)
+
+
+def daily_usage(*args, **options) -> list[DayUsage]:
+    """What daily_figures answers, as a DayUsage a day with usage."""
+    return daily_figures(*args, **options).day_usages()
 
 
 @pytest.fixture()

@@ -9,6 +9,7 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -114,8 +115,9 @@ def test_a_local_day_inside_one_utc_day_is_its_running_sum():
     ],
 )
 def test_figures_from_every_number_at_once_are_those_of_the_lookups(zone, granularity):
-    """bucket_figures_of (the cache's flat figures, zeros included) gives what
-    bucket_figures gives from the same days and points looked up one by one."""
+    """bucket_figures_of (the cache's flat figures, zeros included) gives G(b) - G(a) for
+    every bucket, summed here day by day, and bucket_figures (days and points looked up in
+    dicts) gives the same."""
     rng = random.Random(f"{zone}{granularity}")
     cells = cells_for(plan(date(2024, 3, 1), date(2024, 4, 10), zone, granularity))
     totals = random_totals(cells.days, rng)
@@ -128,7 +130,14 @@ def test_figures_from_every_number_at_once_are_those_of_the_lookups(zone, granul
         *(n for day in cells.days for n in (totals[day][1:] if day in totals else (0, 0, 0))),
         *(n for point in cells.points for n in points.get(point, (0, 0, 0))),
     ]
-    assert bucket_figures_of(cells, numbers) == bucket_figures(cells, totals, points)
+    marks = []  # G at each edge, summed here day by day: the days before it, and C at it
+    for day_index, point_index in zip(cells.edge_days, cells.edge_point_index, strict=True):
+        before = [totals[day][1:] for day in cells.days[:day_index] if day in totals]
+        at = points.get(cells.points[point_index], (0, 0, 0)) if point_index >= 0 else (0, 0, 0)
+        marks.append([sum(column) for column in zip((0, 0, 0), at, *before, strict=True)])
+    expected = [Figures(*(b - a for a, b in zip(x, y, strict=True))) for x, y in pairwise(marks)]
+    assert list(bucket_figures_of(cells, numbers)) == expected
+    assert bucket_figures(cells, totals, points) == bucket_figures_of(cells, numbers)
 
 
 def test_sums_across_scopes_are_bucket_by_bucket():

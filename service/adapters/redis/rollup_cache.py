@@ -38,7 +38,6 @@ from redis.exceptions import RedisClusterException
 from service.adapters.redis.layout import (
     EMPTY,
     Layout,
-    SharedBucket,
     encode,
     field_of,
     field_of_point,
@@ -126,39 +125,11 @@ def _with_usage(values: list[bytes | None]) -> list[bool]:
     return list(map(ne, values, repeat(EMPTY)))
 
 
-def _tails(shared: list[SharedBucket]) -> tuple[list[tuple[bytes, int, bytes]], list[date]]:
-    """Per bucket of a scope: its name after the scope's prefix, how many fields it is asked
-    for and those fields packed; and the days asked for, in the order of the replies."""
-    tails = []
-    for bucket in shared:
-        fields = bucket.fields
-        tails.append((bucket.suffix.encode(), len(fields), _packed_arguments(fields)))
-    return tails, [day for bucket in shared for day in bucket.days]
-
-
-@lru_cache(maxsize=256)
-def _range_tails(first: date, last: date, today: date) -> tuple[list, list[date]]:
-    """_tails of the consecutive days `first`..`last`, worked out once for every request
-    asking for those days the same UTC day (callers must not change the lists)."""
-    return _tails(shared_buckets(days_between(first, last), (), today))
-
-
-_shared_plans: dict[tuple, tuple] = {}
-_SHARED_PLANS_KEPT = 64
-
-
-def _shared_reads(days: Sequence[date], points: Sequence[Point], today: date) -> tuple:
-    """What read_many sends for these days and running sums, whatever the scope: per bucket
-    its name after the prefix, how many fields and the fields packed; the order that puts a
-    scope's replies as its days' values then its points' (None when they already are); the
-    cacheable days and points in that order. A report's cells are tuples shared between
-    requests (service/usecases/reports.py: the plan of a question is made once), so for
-    tuples the work is kept, by their identity, the same UTC day."""
-    shareable = isinstance(days, tuple) and isinstance(points, tuple)
-    key = (id(days), id(points), today)
-    kept = _shared_plans.get(key) if shareable else None
-    if kept is not None and kept[0] is days and kept[1] is points:
-        return kept[2]
+def _reads_of(days: Sequence[date], points: Sequence[Point], today: date) -> tuple:
+    """What a read of these days and running sums sends, whatever the scope: per bucket its
+    name after the scope's prefix, how many fields and the fields packed; the order that
+    puts a scope's replies as its days' values then its points' (None when they already
+    are); the cacheable days and points in that order."""
     shared = shared_buckets(days, points, today)
     tails = []
     is_day: list[bool] = []  # per value of a scope's replies
@@ -172,7 +143,30 @@ def _shared_reads(days: Sequence[date], points: Sequence[Point], today: date) ->
         order += [n for n, kind in enumerate(is_day) if not kind]
     cached_days = [day for bucket in shared for day in bucket.days]
     cached_points = [point for bucket in shared for point in bucket.points]
-    found = (tails, order, cached_days, cached_points)
+    return tails, order, cached_days, cached_points
+
+
+@lru_cache(maxsize=256)
+def _range_reads(first: date, last: date, today: date) -> tuple:
+    """_reads_of the consecutive days `first`..`last`, worked out once for every request
+    asking for those days the same UTC day (callers must not change the lists)."""
+    return _reads_of(days_between(first, last), (), today)
+
+
+_shared_plans: dict[tuple, tuple] = {}
+_SHARED_PLANS_KEPT = 64
+
+
+def _shared_reads(days: Sequence[date], points: Sequence[Point], today: date) -> tuple:
+    """_reads_of, kept for tuples by their identity the same UTC day: a report's cells are
+    tuples shared between requests (service/usecases/reports.py: the plan of a question is
+    made once)."""
+    shareable = isinstance(days, tuple) and isinstance(points, tuple)
+    key = (id(days), id(points), today)
+    kept = _shared_plans.get(key) if shareable else None
+    if kept is not None and kept[0] is days and kept[1] is points:
+        return kept[2]
+    found = _reads_of(days, points, today)
     if shareable:
         if len(_shared_plans) >= _SHARED_PLANS_KEPT:
             _shared_plans.clear()
@@ -362,9 +356,9 @@ class RedisRollupCache:
         however many buckets (an HMGET each: cheaper for Redis than any script), decoded in
         bulk."""
         if days and days[-1].toordinal() - days[0].toordinal() + 1 == len(days):
-            tails, cacheable = _range_tails(days[0], days[-1], today)  # consecutive days
+            tails, _, cacheable, _ = _range_reads(days[0], days[-1], today)  # consecutive days
         else:
-            tails, cacheable = _tails(shared_buckets(days, (), today))
+            tails, _, cacheable, _ = _reads_of(days, (), today)
         if not tails:
             return DailyRead(DailyFigures([], []), [])
 
@@ -388,16 +382,10 @@ class RedisRollupCache:
         pipelined round trip (an HMGET a bucket and scope). Every scope asks for the same
         fields of the same buckets but for its prefix: they are worked out and packed once,
         and every scope's values are decoded in one parse."""
-        tails, order, cached_days, cached_points = _shared_reads(days, points, today)
-        if not tails:
+        replies, cached_days, cached_points = self._scope_replies(scopes, days, points, today)
+        if not replies:
             return [CacheRead({}, [], {}, []) for _ in scopes]
-        prefixes = [prefix.encode() for prefix in self.layout.scope_prefixes(scopes)]
-        answers = self._read_scopes(scopes, prefixes, tails)
-
-        replies = list(chain(*answers))
         width = len(cached_days) + len(cached_points)
-        if order is not None:
-            replies = [replies[start + n] for start in range(0, len(replies), width) for n in order]
         day_count = len(cached_days)
         with_usage = _with_usage(replies)
         some_missing = None in replies
@@ -428,19 +416,27 @@ class RedisRollupCache:
         into each scope's slice."""
         if (days and days[-1] > today) or (points and points[-1][0] > today):
             return None  # never cached
+        replies, cached_days, cached_points = self._scope_replies(scopes, days, points, today)
+        if not replies or None in replies:
+            return None
+        numbers = _decoded(replies)
+        width = 3 * (len(cached_days) + len(cached_points))
+        return [numbers[start : start + width] for start in range(0, len(numbers), width)]
+
+    def _scope_replies(
+        self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
+    ) -> tuple[list[bytes | None], list[date], list[Point]]:
+        """Every scope's cached values in one pipelined round trip, scope after scope, each
+        its days' then its points' (as the cacheable days and points returned beside)."""
         tails, order, cached_days, cached_points = _shared_reads(days, points, today)
         if not tails:
-            return None
+            return [], cached_days, cached_points
         prefixes = [prefix.encode() for prefix in self.layout.scope_prefixes(scopes)]
         replies = list(chain(*self._read_scopes(scopes, prefixes, tails)))
-        if None in replies:
-            return None
-        width = len(cached_days) + len(cached_points)
-        if order is not None:  # days first, then points
+        if order is not None:
+            width = len(order)
             replies = [replies[start + n] for start in range(0, len(replies), width) for n in order]
-        numbers = _decoded(replies)
-        width *= 3
-        return [numbers[start : start + width] for start in range(0, len(numbers), width)]
+        return replies, cached_days, cached_points
 
     def _read_scopes(
         self, scopes: list[Scope], prefixes: list[bytes], tails: list[tuple]
