@@ -28,7 +28,6 @@ RFC3339 = re.compile(
     r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?P<second>[0-5][0-9]|60)(?:\.[0-9]+)?"
     r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
-DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 class InvalidEvent(ValueError):
@@ -159,7 +158,7 @@ def _json_integer(value: Any, name: str, limit: int) -> int:
 
 
 def _text_integer(value: str, name: str, limit: int) -> int:
-    if not DIGITS.fullmatch(value) or int(value) >= limit:
+    if not (len(value) <= 20 and value.isascii() and value.isdigit()) or int(value) >= limit:
         raise InvalidEvent(_integer_rule(name, limit))
     return int(value)
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 
 from service.domain.usage_events import (
@@ -75,9 +76,8 @@ def import_events(
     connections: int = CONNECTIONS,
 ) -> ImportReport:
     """Import every valid line; rejected lines go to `on_rejected(line_number, reason)`.
-    Each batch is split by a hash of event_id over `connections` connections committing at
-    once (Postgres then works on as many cores; every line of one id goes through one
-    connection, in file order, so the first still wins). Each batch's cache invalidations
+    Each batch is shared over `connections` connections committing at once (Postgres then
+    works on as many cores; see _sort). Each batch's cache invalidations
     are delivered right after its commit, so the figures are current when this returns;
     any left from earlier imports are delivered at the end.
 
@@ -96,28 +96,22 @@ def import_events(
             committer = stack.enter_context(
                 ThreadPoolExecutor(max_workers=connections, thread_name_prefix="import-commit")
             )
-            for batch in _read_ahead(lines, batch_size):
-                shares: list[list[tuple]] = [[] for _ in sessions]
-                now = datetime.now(UTC)
-                latest = latest_acceptable(now)
-                cutoff = retention_cutoff(now, retention)
-                rejected = 0
-                for number, item in batch:
-                    if isinstance(item, InvalidEvent):
-                        on_rejected(number, str(item))
-                        rejected += 1
-                    elif item.occurred_at > latest:
-                        on_rejected(number, IN_THE_FUTURE)
-                        rejected += 1
-                    elif cutoff is not None and item.occurred_at < cutoff:
-                        on_rejected(number, TOO_OLD.format(days=retention, cutoff=cutoff.date()))
-                        rejected += 1
-                    else:
-                        shares[hash(item.event_id) % connections].append((number, *item))
+            sort = partial(
+                _sort,
+                connections=connections,
+                retention=retention,
+                prepare=services.ledger.prepare_batch,
+            )
+            for batch in _read_ahead(lines, batch_size, sort):
+                for number, reason in batch.rejected:
+                    on_rejected(number, reason)
+                rejected = len(batch.rejected)
                 metrics.IMPORTED_EVENTS.labels("rejected").inc(rejected)
                 futures = [
-                    committer.submit(_commit_batch, session, share)
-                    for session, share in zip(sessions, shares, strict=True)
+                    committer.submit(_commit_batch, session, share, prepared)
+                    for session, share, prepared in zip(
+                        sessions, batch.shares, batch.prepared, strict=True
+                    )
                     if share
                 ]
                 outcomes = [future.result() for future in futures]
@@ -130,7 +124,7 @@ def import_events(
                 # One delivery for the batch: a day both shares touched is forgotten once.
                 pending = [row for outcome in outcomes for row in outcome.pending]
                 invalidations.deliver(services, pending, sessions[0].forget_invalidations)
-                report.read += len(batch)
+                report.read += batch.read
                 report.rejected += rejected
                 if on_batch is not None:
                     on_batch(report)
@@ -141,14 +135,62 @@ def import_events(
     return report
 
 
-def _read_ahead(lines: Iterable[NumberedLine], batch_size: int) -> Iterator[list[NumberedLine]]:
-    """Batches of lines, each read and validated in a thread of its own while the one before
-    is being committed (the database wait releases the GIL): the two costs overlap."""
+@dataclass
+class SortedBatch:
+    """Lines read and checked: each valid event, as (line number, *UsageEvent), in the
+    share of the connection that commits it, and the lines refused before the database."""
+
+    read: int
+    shares: list[list[tuple]]
+    prepared: list[bytes]  # each share, as Ledger.prepare_batch makes it
+    rejected: list[tuple[int, str]]  # (line number, reason)
+
+
+def _sort(
+    batch: list[NumberedLine],
+    connections: int,
+    retention: int | None,
+    prepare: Callable[[list[tuple]], bytes],
+) -> SortedBatch:
+    """Shares by API key, so that no two connections update one key's rollups; every line
+    of one event_id goes to the share of its first line, in file order, so the first still
+    wins."""
+    now = datetime.now(UTC)
+    latest = latest_acceptable(now)
+    cutoff = retention_cutoff(now, retention)
+    shares: list[list[tuple]] = [[] for _ in range(connections)]
+    rejected: list[tuple[int, str]] = []
+    owner: dict[str, int] = {}  # event_id: the share of its first line
+    for number, item in batch:
+        if isinstance(item, InvalidEvent):
+            rejected.append((number, str(item)))
+        elif item.occurred_at > latest:
+            rejected.append((number, IN_THE_FUTURE))
+        elif cutoff is not None and item.occurred_at < cutoff:
+            rejected.append((number, TOO_OLD.format(days=retention, cutoff=cutoff.date())))
+        else:
+            share = owner.setdefault(item.event_id, hash(item.api_key_id) % connections)
+            shares[share].append((number, *item))
+    prepared = [prepare(share) if share else b"" for share in shares]
+    return SortedBatch(len(batch), shares, prepared, rejected)
+
+
+def _read_ahead(
+    lines: Iterable[NumberedLine],
+    batch_size: int,
+    sort: Callable[[list[NumberedLine]], SortedBatch],
+) -> Iterator[SortedBatch]:
+    """Batches of lines, each read, validated and sorted in a thread of its own while the
+    one before is being committed (the database wait releases the GIL): the costs overlap."""
     iterator = iter(lines)
+
+    def read() -> SortedBatch:
+        return sort(list(islice(iterator, batch_size)))
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-reader") as reader:
-        upcoming = reader.submit(lambda: list(islice(iterator, batch_size)))
-        while batch := upcoming.result():
-            upcoming = reader.submit(lambda: list(islice(iterator, batch_size)))
+        upcoming = reader.submit(read)
+        while (batch := upcoming.result()).read:
+            upcoming = reader.submit(read)
             yield batch
 
 
@@ -170,14 +212,16 @@ class Committed:
         )
 
 
-def _commit_batch(session: ImportSession, events: list[tuple]) -> Committed:
+def _commit_batch(
+    session: ImportSession, events: list[tuple], prepared: bytes | None = None
+) -> Committed:
     """Events in one transaction, tried again (whole) when it meets a concurrent import. A
     share that would take a key's day past the largest storable figure is committed in
     halves, down to the lines that would, which are rejected."""
     lines = f"lines {events[0][0]}-{events[-1][0]}"
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            outcome = session.commit_batch(events)
+            outcome = session.commit_batch(events, prepared)
             break
         except ImportConflict:
             if attempt == MAX_ATTEMPTS:

@@ -100,7 +100,10 @@ class Rollups(Protocol):
 class ImportSession(Protocol):
     """One connection held for a whole import."""
 
-    def commit_batch(self, events: list[tuple]) -> BatchOutcome: ...
+    def commit_batch(self, events: list[tuple], prepared: bytes | None = None) -> BatchOutcome:
+        """`prepared`: Ledger.prepare_batch(events), when made beforehand."""
+        ...
+
     def forget_invalidations(self, ids: list[int]) -> None: ...
 
 
@@ -108,6 +111,11 @@ class Ledger(Protocol):
     """Imported events, their rollups, and the outbox of cache invalidations."""
 
     def import_session(self) -> AbstractContextManager[ImportSession]: ...
+    def prepare_batch(self, events: list[tuple]) -> bytes:
+        """What a session's commit_batch sends of `events`, made in any thread: a thread
+        reading the next batch makes it, so the connection's thread need not."""
+        ...
+
     def pending_invalidations(
         self, organisation_id: UUID | None = None, limit: int = 1000
     ) -> list[PendingInvalidation]: ...

@@ -13,11 +13,15 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import hypothesis
+import psycopg
 import pytest
+from hypothesis import strategies as st
 
+from service.adapters.postgres.imports import copy_text
 from tests.support.api import deltas
 from tests.support.commands import wait_for_a_killed_import
 from tests.support.events import expected_deltas, make_events, write_jsonl
@@ -393,3 +397,49 @@ def test_a_line_that_would_take_a_keys_day_past_2_63_is_one_rejection(client, or
     assert len(rejected_each_run[0]) == 2 and rejected_each_run[0] == rejected_each_run[1]
     day = date(2024, 3, 5)
     assert deltas(client, org, day, day)["2024-03-05"]["tokens"] == 1024 * (2**53 - 1)
+
+
+STAGED = (
+    "line_no bigint, event_id text, api_key_id uuid, occurred_at timestamptz, tokens bigint,"
+    " stt_duration bigint, usage integer"
+)
+EVENT_IDS = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+    min_size=1,
+    max_size=200,
+)
+MOMENTS = st.datetimes(
+    min_value=datetime(1970, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+)
+FIGURES = st.integers(0, 2**53 - 1)
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(
+    st.lists(
+        st.tuples(
+            EVENT_IDS, st.uuids().map(str), MOMENTS, FIGURES, FIGURES, st.integers(0, 2**31 - 1)
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_a_prepared_batch_stages_what_write_row_stages(database_url, events):
+    """The COPY text a batch is prepared as, off the connection's thread (copy_text), holds
+    the same rows as psycopg's own write_row: escapes, moments and figures alike."""
+    rows = [(number, *event) for number, event in enumerate(events, start=1)]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(f"CREATE TEMPORARY TABLE by_rows ({STAGED})")
+        conn.execute(f"CREATE TEMPORARY TABLE by_text ({STAGED})")
+        with conn.cursor().copy("COPY by_rows FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        with conn.cursor().copy("COPY by_text FROM STDIN") as copy:
+            copy.write(copy_text(rows))
+        by_rows = conn.execute("SELECT * FROM by_rows ORDER BY line_no").fetchall()
+        by_text = conn.execute("SELECT * FROM by_text ORDER BY line_no").fetchall()
+        conn.rollback()
+    assert by_text == by_rows
+    assert [row[1] for row in by_text] == [event[0] for event in events]

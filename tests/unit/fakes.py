@@ -114,7 +114,11 @@ class FakeLedger:
     def import_session(self) -> Iterator[FakeLedger]:
         yield self
 
-    def commit_batch(self, events: list[tuple]) -> BatchOutcome:
+    def prepare_batch(self, events: list[tuple]) -> bytes:
+        return repr(events).encode()
+
+    def commit_batch(self, events: list[tuple], prepared: bytes | None = None) -> BatchOutcome:
+        assert prepared is None or prepared == self.prepare_batch(events)
         with self._lock:  # two connections commit at once; one transaction at a time here
             return self._commit(events)
 

@@ -5,6 +5,7 @@ after each batch."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -236,15 +237,26 @@ def test_a_commands_invalidations_count_as_delivered_only_in_the_redis_servers_r
     assert shared.ledger.outbox == {}, "delivered to the servers' Redis"
 
 
-def test_two_connections_share_a_batch_by_event_id_and_the_first_line_of_an_id_wins(services):
+def test_two_connections_share_a_batch_by_key_and_the_first_line_of_an_id_wins(services):
+    """Line n has id n % 30 and key n % 29: the lines of one id name different keys."""
+    keys = [uuid.uuid4() for _ in range(29)]
+    for key in keys:
+        services.directory.add_key(ORG, key, clinic_id=uuid.uuid4())
     moment = datetime(2024, 3, 1, 12, tzinfo=UTC)
-    numbered = [(n, UsageEvent(f"id-{n % 30}", str(KEY), moment, n, 1, 1)) for n in range(1, 101)]
+    numbered = [
+        (n, UsageEvent(f"id-{n % 30}", str(keys[n % 29]), moment, n, 1, 1)) for n in range(1, 101)
+    ]
     _, sink = rejections()
     report = import_events(services, numbered, on_rejected=sink, connections=2)
     assert report.as_json() == {"read": 100, "inserted": 30, "duplicates": 70, "rejected": 0}
     assert len(services.ledger.batches) == 2, "each connection committed its share"
     shares = [set(batch) for batch in services.ledger.batches]
-    for n in range(1, 101):  # every line of one id went through the same connection
-        assert sum(n in share for share in shares) == 1
-        assert (n in shares[0]) == (((n + 30) in shares[0]) if n + 30 <= 100 else n in shares[0])
-    assert services.rollups.rows[(KEY, DAY)].tokens == sum(range(1, 31))  # the first lines won
+    share_of = {n: next(i for i, share in enumerate(shares) if n in share) for n in range(1, 101)}
+    for n in range(31, 101):  # every line of an id went where its first line (n % 30) went
+        assert share_of[n] == share_of[n % 30 or 30]
+    for first, second in itertools.combinations(range(1, 31), 2):  # one key, one connection
+        if first % 29 == second % 29:
+            assert share_of[first] == share_of[second]
+    for index, key in enumerate(keys):  # the first lines won
+        expected = sum(n for n in range(1, 31) if n % 29 == index)
+        assert services.rollups.rows[(key, DAY)].tokens == expected

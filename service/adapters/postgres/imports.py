@@ -4,9 +4,11 @@ batch."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from uuid import UUID
 
 import psycopg
@@ -41,6 +43,36 @@ CREATE_STAGE = """
         usage         integer NOT NULL
     ) ON COMMIT DELETE ROWS
 """
+
+STAGE = f"COPY staged_events ({', '.join(STAGED_EVENT_COLUMNS)}) FROM STDIN"
+COPY_SPECIAL = re.compile("[\b\t\n\v\f\r\\\\]")  # as psycopg's write_row escapes them
+COPY_ESCAPES = {
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    "\\": "\\\\",
+}
+
+
+def copy_text(events: list[tuple]) -> bytes:
+    """(line number, *UsageEvent) rows in COPY's text format, as STAGE reads them: what
+    psycopg's write_row sends, made in one go and in any thread."""
+    return "".join(
+        [
+            f"{number}\t{_escaped(event_id)}\t{key}\t{moment.isoformat()}\t{tokens}\t{stt}\t{used}\n"
+            for number, event_id, key, moment, tokens, stt, used in events
+        ]
+    ).encode()
+
+
+def _escaped(text: str) -> str:
+    if COPY_SPECIAL.search(text) is None:
+        return text
+    return COPY_SPECIAL.sub(lambda special: COPY_ESCAPES[special[0]], text)
+
 
 UNKNOWN_KEYS = """
     SELECT s.line_no, s.api_key_id
@@ -154,6 +186,18 @@ EXPIRED_PARTITIONS = """
 """
 
 
+_MOMENT = itemgetter(3)  # of a staged event: (line number, *UsageEvent)
+
+
+def _month_of(moment: datetime) -> datetime:
+    """The first moment of the UTC month of `moment`, an aware datetime."""
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _months_apart(first: datetime, last: datetime) -> int:
+    return (last.year - first.year) * 12 + last.month - first.month
+
+
 def _forget(conn: psycopg.Connection, ids: list[int]) -> None:
     conn.execute("DELETE FROM cache_outbox WHERE id = ANY(%s)", (ids,))
 
@@ -168,25 +212,26 @@ class PostgresImportSession:
 
     def _add_partitions(self, events: list[tuple]) -> None:
         """Each UTC month of the events gets its partition before the batch's transaction:
-        making one locks the whole table, which must not be held for a batch."""
-        months = {
-            row[3].astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            for row in events
-        }
+        making one locks the whole table, which must not be held for a batch. A batch
+        mostly lies within months already made: its first and last moments tell."""
+        first = _month_of(min(events, key=_MOMENT)[3])
+        last = _month_of(max(events, key=_MOMENT)[3])
+        if first in self.months and last in self.months and _months_apart(first, last) <= 1:
+            return
+        months = {_month_of(row[3]) for row in events}
         if months - self.months:
             self.conn.execute("SELECT usage_events_add_partitions(%s)", (sorted(months),))
             self.months |= months
 
-    def commit_batch(self, events: list[tuple]) -> BatchOutcome:
-        """`events`: (line number, *UsageEvent) tuples. One transaction: rolled back whole
-        on ImportConflict (try again) or FigureTooLarge."""
+    def commit_batch(self, events: list[tuple], prepared: bytes | None = None) -> BatchOutcome:
+        """`events`: (line number, *UsageEvent) tuples; `prepared`: their copy_text, when
+        made beforehand. One transaction: rolled back whole on ImportConflict (try again)
+        or FigureTooLarge."""
         self._add_partitions(events)
         try:
             with self.conn.transaction():
-                columns = ", ".join(STAGED_EVENT_COLUMNS)
-                with self.conn.cursor().copy(f"COPY staged_events ({columns}) FROM STDIN") as copy:
-                    for row in events:
-                        copy.write_row(row)
+                with self.conn.cursor().copy(STAGE) as copy:
+                    copy.write(copy_text(events) if prepared is None else prepared)
                 unknown = self.conn.execute(UNKNOWN_KEYS).fetchall()
                 rows = self.conn.execute(COMMIT_STAGED).fetchall()
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
@@ -199,7 +244,7 @@ class PostgresImportSession:
             # Another import's retention window dropped a month this session had made: make
             # it again (the batch was rolled back whole, so nothing is counted twice).
             self.months.clear()
-            return self.commit_batch(events)
+            return self.commit_batch(events, prepared)
         # Every new event changes some rollup, so no outbox row means no new event.
         inserted = rows[0][-1] if rows else 0
         return BatchOutcome(inserted, unknown, [PendingInvalidation(*row[:-1]) for row in rows])
@@ -218,6 +263,9 @@ class PostgresLedger:
     def import_session(self) -> Iterator[PostgresImportSession]:
         with self.db.connection() as conn:
             yield PostgresImportSession(conn)
+
+    def prepare_batch(self, events: list[tuple]) -> bytes:
+        return copy_text(events)
 
     def pending_invalidations(
         self, organisation_id: UUID | None = None, limit: int = 1000
