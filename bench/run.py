@@ -14,12 +14,15 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         say(f"importing {shape.events - compared:,} events (JSONL)")
         bulk_seconds = timed([cli, "usage", "import", str(bulk)], env)
         say(f"importing {compared:,} more events (CSV), timed against psql \\copy")
-        import_seconds = timed([cli, "usage", "import", str(compared_csv)], env)
+        with cpu_seconds() as import_cpu:
+            import_seconds = timed([cli, "usage", "import", str(compared_csv)], env)
         copy_seconds = bare_copy(args.database_url, compared_csv, env)
         results["dataset"]["events"] = written
 
@@ -150,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             "copy_seconds": round(copy_seconds, 3),
             "import_events_per_second": round(compared / import_seconds),
             "copy_events_per_second": round(compared / copy_seconds),
+            "import_cpu_seconds": import_cpu,
             **cache_warm_against_sql(cli, env, args.database_url, first_day, today),
         }
         namespace = cache_identity(services.database)
@@ -172,6 +177,36 @@ def main(argv: list[str] | None = None) -> None:
     if args.output == RESULTS / "latest.json":  # the figures the README and docs show
         write_docs(results)
     print_summary(results)
+
+
+@contextmanager
+def cpu_seconds() -> Iterator[dict[str, float]]:
+    """CPU seconds spent inside the block by the commands it ran (waited for) and by this
+    machine's Postgres: its processes' own times, and the postmaster's of the backends
+    it has reaped (a command's connections end with it)."""
+    spent: dict[str, float] = {}
+    commands, postgres = _children_cpu(), _postgres_cpu()
+    yield spent
+    spent["command"] = round(_children_cpu() - commands, 1)
+    spent["postgres"] = round(_postgres_cpu() - postgres, 1)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postgres_cpu() -> float:
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, _, rest = text.partition(") ")
+        if name.endswith("(postgres"):
+            ticks += sum(int(field) for field in rest.split()[11:15])  # utime .. cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def bare_copy(database_url: str, csv_file: Path, env: dict) -> float:

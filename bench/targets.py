@@ -73,16 +73,21 @@ def targets(results: dict) -> list[dict]:
             f"; p99 {service['p99_ms']:.1f} ms (floor {floor[kind]['p99_ms']:.1f} ms)"
         )
         found.append(detail)
-    found.append(
-        ratio(
-            f"usage import of {batch['import_events']:,} events, rate / psql \\copy rate",
-            f">= {IMPORT_TARGET}",
-            batch["import_events_per_second"],
-            batch["copy_events_per_second"],
-            "events/s",
-            profile="import",
-        )
+    imported = ratio(
+        f"usage import of {batch['import_events']:,} events, rate / psql \\copy rate",
+        f">= {IMPORT_TARGET}",
+        batch["import_events_per_second"],
+        batch["copy_events_per_second"],
+        "events/s",
+        profile="import",
     )
+    cpu = batch.get("import_cpu_seconds")
+    if cpu:
+        imported["detail"] += (
+            f"; CPU in its {batch['import_seconds']:.1f} s: Postgres {cpu['postgres']} s,"
+            f" the command {cpu['command']} s"
+        )
+    found.append(imported)
     sized = results["sized_latency"]
     medians = {name: run["median_ms"] for name, run in sized.items()}
     slow, fast = max(medians, key=medians.get), min(medians, key=medians.get)

@@ -77,9 +77,9 @@ def import_events(
 ) -> ImportReport:
     """Import every valid line; rejected lines go to `on_rejected(line_number, reason)`.
     Each batch is shared over `connections` connections committing at once (Postgres then
-    works on as many cores; see _sort). Each batch's cache invalidations
-    are delivered right after its commit, so the figures are current when this returns;
-    any left from earlier imports are delivered at the end.
+    works on as many cores; see _sort). Each batch's cache invalidations are delivered
+    right after its commit, so the figures are current when this returns; any left from
+    earlier imports are delivered at the end.
 
     With a retention window (EVENT_RETENTION_DAYS), raw events past it are dropped first
     and lines older than it are rejected: too old to be told from a resend."""
