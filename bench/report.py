@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.profiles import is_wait
+from bench.wrk import ROUNDS
 
 
 def write_chart(results: dict, path: Path) -> None:
@@ -122,7 +123,8 @@ def markdown(results: dict) -> str:
         " the service's auth statement on the service's pool, the organisation's keys"
         " statement where a report by key reads them, and the HMGETs of the range packed as"
         " the cache packs them (quarter-hour points included for a zone), then writes the"
-        " service's own answer, prebuilt. Service and floor run in turn (service, floor,"
+        " service's own answer, prebuilt. Service and floor run in turn, in legs of half"
+        f" the run's {results['wrk']['duration_s']} s ({ROUNDS} rounds of service, floor,"
         " floor, service). Figures of the last run"
         f" ({results['generated_at'][:10]}, `bench/results/latest.json`):",
         "",

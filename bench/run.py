@@ -316,7 +316,7 @@ def measure_service(
                 wrk_path, cached, io, [wrk.get("/healthz")], args
             )
             for name, requests in kinds.items():
-                say(f"wrk: {name}, service, floor, floor, service")
+                say(f"wrk: {name}, service and floor in turn")
                 runs[name], floor_runs[name] = wrk.alternating(wrk_path, cached, io, requests, args)
         say("wrk: warm_366d_key")
         runs["warm_366d_key"] = wrk.run(wrk_path, cached, single_key(year), args)

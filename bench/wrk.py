@@ -120,29 +120,33 @@ def run(wrk: str, base_url: str, requests: list[Request], args, seconds: int | N
     }
 
 
+ROUNDS = 3  # of first, second, second, first
+
+
 def alternating(wrk: str, first: str, second: str, requests: list[Request], args):
-    """Runs of two servers in the order first, second, second, first, each figure the two
-    runs of its server together: a machine shared with others changes pace within a run,
-    and this order lays the change on both alike."""
-    legs = [run(wrk, base, requests, args) for base in (first, second, second, first)]
-    return _together(legs[0], legs[3]), _together(legs[1], legs[2])
-
-
-def _together(one: dict, other: dict) -> dict:
-    requests = one["requests"] + other["requests"]
-    seconds = one["requests"] / one["requests_per_second"] + (
-        other["requests"] / other["requests_per_second"]
+    """Runs of two servers in rounds of first, second, second, first, each leg half of
+    `args.duration`, each figure its server's legs together: a machine shared with others
+    changes pace within a run, and short legs in this order lay the change on both alike."""
+    seconds = max(2, args.duration // 2)
+    order = (first, second, second, first) * ROUNDS
+    legs = [(base, run(wrk, base, requests, args, seconds)) for base in order]
+    return (
+        _together([leg for base, leg in legs if base == first]),
+        _together([leg for base, leg in legs if base == second]),
     )
+
+
+def _together(legs: list[dict]) -> dict:
+    requests = sum(leg["requests"] for leg in legs)
+    seconds = sum(leg["requests"] / leg["requests_per_second"] for leg in legs)
     return {
         "requests": requests,
         "requests_per_second": round(requests / seconds, 1),
-        # Percentiles cannot be merged: the worse of the two runs'.
-        "p50_ms": max(one["p50_ms"], other["p50_ms"]),
-        "p99_ms": max(one["p99_ms"], other["p99_ms"]),
-        "mean_ms": round(
-            (one["mean_ms"] * one["requests"] + other["mean_ms"] * other["requests"]) / requests, 3
-        ),
-        "non_2xx": one["non_2xx"] + other["non_2xx"],
-        "errors": one["errors"] + other["errors"],
-        "runs": [one["requests_per_second"], other["requests_per_second"]],
+        # Percentiles cannot be merged: the worst of the legs'.
+        "p50_ms": max(leg["p50_ms"] for leg in legs),
+        "p99_ms": max(leg["p99_ms"] for leg in legs),
+        "mean_ms": round(sum(leg["mean_ms"] * leg["requests"] for leg in legs) / requests, 3),
+        "non_2xx": sum(leg["non_2xx"] for leg in legs),
+        "errors": sum(leg["errors"] for leg in legs),
+        "runs": [leg["requests_per_second"] for leg in legs],
     }

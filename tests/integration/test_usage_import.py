@@ -4,6 +4,7 @@ stdin, duplicates, rejected lines, and an interrupted import run again to exact 
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import os
@@ -443,3 +444,13 @@ def test_a_prepared_batch_stages_what_write_row_stages(database_url, events):
         conn.rollback()
     assert by_text == by_rows
     assert [row[1] for row in by_text] == [event[0] for event in events]
+
+
+def test_an_import_leaves_the_interpreter_as_it_found_it(org, cli, tmp_path):
+    """The command tunes the collector and the GIL's hand-over for its threads while it
+    runs; a process that imports in passing (a test, a shell) gets its own settings back."""
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    events = make_events(random.Random(3), [k.id for k in org.clinic_keys], DAYS, 50)
+    result = cli("usage", "import", str(write_jsonl(tmp_path / "e.jsonl", events)))
+    assert result.exit_code == 0, result.output
+    assert (gc.get_threshold(), sys.getswitchinterval()) == (threshold, interval)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import click
@@ -22,6 +24,24 @@ from service.usecases.imports import ImportFailed
 
 IMPORT_GC_THRESHOLD = 50_000  # allocations between collections of the youngest objects
 IMPORT_SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL when others want it
+
+
+@contextmanager
+def _tuned_for_import() -> Iterator[None]:
+    """The interpreter set for an import's threads while it runs, as it was after."""
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    # A batch's lines live until its commit: at the default threshold (700) the collector
+    # scans them again and again, a quarter of the import's own CPU on 1M events.
+    gc.set_threshold(IMPORT_GC_THRESHOLD)
+    # The threads committing batches wait on Postgres and then need the GIL a moment, while
+    # the thread reading the next batch holds it: let them have it back within 0.5 ms.
+    sys.setswitchinterval(IMPORT_SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
+
 
 usage_group = Commands("usage", help="Import usage events, and report the figures.")
 
@@ -46,23 +66,18 @@ def usage_import(ctx: click.Context, file: BinaryIO, fmt: str | None, batch_size
     """Import usage events from FILE (- for stdin). Events seen before are counted as
     duplicates and change nothing, so re-running an import is always safe."""
     fmt = fmt or event_files.format_for(str(getattr(file, "name", "-")))
-    # A batch's lines live until its commit: at the default threshold (700) the collector
-    # scans them again and again, a quarter of the import's own CPU on 1M events.
-    gc.set_threshold(IMPORT_GC_THRESHOLD)
-    # The threads committing batches wait on Postgres and then need the GIL a moment, while
-    # the thread reading the next batch holds it: let them have it back within 0.5 ms.
-    sys.setswitchinterval(IMPORT_SWITCH_INTERVAL)
 
     def rejected(line: int, reason: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
 
     try:
-        report = imports.import_events(
-            services(),
-            event_files.read_events(file, fmt),
-            on_rejected=rejected,
-            batch_size=batch_size,
-        )
+        with _tuned_for_import():
+            report = imports.import_events(
+                services(),
+                event_files.read_events(file, fmt),
+                on_rejected=rejected,
+                batch_size=batch_size,
+            )
     except ImportFailed as failure:
         emit(failure.report.as_json())
         raise
