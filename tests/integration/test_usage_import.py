@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from hypothesis import strategies as st
 
-from service.adapters.postgres.imports import copy_text
+from service.adapters.postgres.imports import copy_text, months_from
 from tests.support.api import deltas
 from tests.support.commands import wait_for_a_killed_import
 from tests.support.events import expected_deltas, make_events, write_jsonl
@@ -454,3 +454,24 @@ def test_an_import_leaves_the_interpreter_as_it_found_it(org, cli, tmp_path):
     result = cli("usage", "import", str(write_jsonl(tmp_path / "e.jsonl", events)))
     assert result.exit_code == 0, result.output
     assert (gc.get_threshold(), sys.getswitchinterval()) == (threshold, interval)
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        ((2024, 1), (2024, 1)),
+        ((2024, 1), (2024, 3)),
+        ((2023, 11), (2024, 2)),
+        ((2019, 7), (2026, 11)),
+    ],
+)
+def test_a_batch_checks_every_month_from_its_first_to_its_last(first, last):
+    """The months whose partitions a batch needs, when it comes to know them from its first
+    and last moments alone: every month between, none twice, none left out."""
+    start, end = (datetime(*month, 1, tzinfo=UTC) for month in (first, last))
+    count = (last[0] - first[0]) * 12 + last[1] - first[1] + 1
+    expected = [
+        datetime(first[0] + (first[1] - 1 + n) // 12, (first[1] - 1 + n) % 12 + 1, 1, tzinfo=UTC)
+        for n in range(count)
+    ]
+    assert list(months_from(start, end)) == expected

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from uuid import UUID
 
@@ -194,8 +194,12 @@ def _month_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _months_apart(first: datetime, last: datetime) -> int:
-    return (last.year - first.year) * 12 + last.month - first.month
+def months_from(first: datetime, last: datetime) -> Iterator[datetime]:
+    """The first moments of the months from `first`'s to `last`'s, both months' firsts."""
+    month = first
+    while month <= last:
+        yield month
+        month = (month + timedelta(days=31)).replace(day=1)
 
 
 def _forget(conn: psycopg.Connection, ids: list[int]) -> None:
@@ -216,7 +220,7 @@ class PostgresImportSession:
         mostly lies within months already made: its first and last moments tell."""
         first = _month_of(min(events, key=_MOMENT)[3])
         last = _month_of(max(events, key=_MOMENT)[3])
-        if first in self.months and last in self.months and _months_apart(first, last) <= 1:
+        if self.months.issuperset(months_from(first, last)):
             return
         months = {_month_of(row[3]) for row in events}
         if months - self.months:
