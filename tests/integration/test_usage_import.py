@@ -4,6 +4,7 @@ stdin, duplicates, rejected lines, and an interrupted import run again to exact 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gc
 import io
 import json
@@ -21,10 +22,11 @@ import hypothesis
 import psycopg
 import pytest
 from hypothesis import strategies as st
+from psycopg.conninfo import make_conninfo
 
 from service.adapters.postgres.imports import copy_text, months_from
 from tests.support.api import deltas
-from tests.support.commands import wait_for_a_killed_import
+from tests.support.commands import run_command, wait_for_a_killed_import
 from tests.support.events import expected_deltas, make_events, write_jsonl
 
 DAYS = [date(2024, 3, d) for d in range(1, 11)]
@@ -475,3 +477,36 @@ def test_a_batch_checks_every_month_from_its_first_to_its_last(first, last):
         for n in range(count)
     ]
     assert list(months_from(start, end)) == expected
+
+
+def test_an_event_id_is_the_same_whatever_the_connections_client_encoding(org, settings, tmp_path):
+    """The batch is sent as UTF-8 and says so: a DATABASE_URL asking for another client
+    encoding neither changes the ids stored nor lets a resend through as new."""
+    marker = uuid.uuid4().hex[:8]
+    ids = [f"café-{marker}", f"emoji-😀-{marker}"]
+    events = [
+        {
+            "event_id": event_id,
+            "api_key_id": str(org.clinic_keys[0].id),
+            "occurred_at": "2024-03-01T10:00:00Z",
+            "tokens": 5,
+            "stt_duration": 1,
+        }
+        for event_id in ids
+    ]
+    file = tmp_path / "e.jsonl"
+    file.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
+    latin1 = dataclasses.replace(
+        settings, database_url=make_conninfo(settings.database_url, client_encoding="LATIN1")
+    )
+    first = run_command(latin1, "usage", "import", str(file))
+    assert first.exit_code == 0, (first.output, first.exception)
+    assert report(first)["inserted"] == 2
+    again = run_command(settings, "usage", "import", str(file))
+    assert report(again) == {"read": 2, "inserted": 0, "duplicates": 2, "rejected": 0}
+    with psycopg.connect(settings.database_url) as conn:
+        stored = conn.execute(
+            "SELECT event_id FROM usage_events WHERE event_id LIKE %s ORDER BY event_id",
+            (f"%-{marker}",),
+        ).fetchall()
+    assert [row[0] for row in stored] == sorted(ids)

@@ -44,7 +44,9 @@ CREATE_STAGE = """
     ) ON COMMIT DELETE ROWS
 """
 
-STAGE = f"COPY staged_events ({', '.join(STAGED_EVENT_COLUMNS)}) FROM STDIN"
+# copy_text is UTF-8 whatever the connection's client encoding (DATABASE_URL may ask for
+# another): the COPY says so, and Postgres converts it.
+STAGE = f"COPY staged_events ({', '.join(STAGED_EVENT_COLUMNS)}) FROM STDIN (ENCODING 'UTF8')"
 COPY_SPECIAL = re.compile("[\b\t\n\v\f\r\\\\]")  # as psycopg's write_row escapes them
 COPY_ESCAPES = {
     "\b": "\\b",
@@ -58,8 +60,8 @@ COPY_ESCAPES = {
 
 
 def copy_text(events: list[tuple]) -> bytes:
-    """(line number, *UsageEvent) rows in COPY's text format, as STAGE reads them: what
-    psycopg's write_row sends, made in one go and in any thread."""
+    """(line number, *UsageEvent) rows in COPY's text format, in UTF-8, as STAGE reads
+    them: the rows psycopg's write_row would stage, made in one go and in any thread."""
     return "".join(
         [
             f"{number}\t{_escaped(event_id)}\t{key}\t{moment.isoformat()}\t{tokens}\t{stt}\t{used}\n"
