@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from itertools import chain, compress
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -46,7 +47,12 @@ class DayUsage(NamedTuple):
 
 def days_between(start: date, end: date) -> list[date]:
     """Every day from `start` to `end`, both included."""
-    return list(map(date.fromordinal, range(start.toordinal(), end.toordinal() + 1)))
+    return list(_days_between(start, end))
+
+
+@lru_cache(maxsize=64)
+def _days_between(start: date, end: date) -> tuple[date, ...]:
+    return tuple(map(date.fromordinal, range(start.toordinal(), end.toordinal() + 1)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,3 +151,12 @@ def test_daily_figures_hold_the_days_with_usage_as_columns():
     assert figures.day_usages() == DAYS
     assert figures.totals() == (1_800_000, 45, 62)
     assert DailyFigures.of([]).totals() == (0, 0, 0)
+
+
+def test_the_same_days_with_other_figures_are_written_with_their_own_figures():
+    """The text of a question's days is kept for the next time; the figures never are."""
+    days = [date(2024, 2, 28) + timedelta(days=n) for n in range(3)]
+    for tokens in (1, 2**40, 7):
+        summary = summary_of(None, [DayUsage(day, tokens + n, n, 1) for n, day in enumerate(days)])
+        expected = json.dumps(summary.as_json(), separators=(",", ":")).encode()
+        assert summary_json(summary) == expected
