@@ -55,9 +55,8 @@ class DeltasAsJson:
 def _deltas_template(days: tuple[date, ...]) -> bytes:
     """The `deltas` object of these days, a `%b` in place of each figure: a question asked
     again finds its days' template made (the days with usage change far less often)."""
-    entries = (
-        b'"%s":{"tokens":%%b,"usage":%%b,"stt_duration":%%b}' % d.isoformat().encode() for d in days
-    )
+    heads = _bucket_heads(tuple(map(date.isoformat, days)))
+    entries = (head.encode() + b'%b,"usage":%b,"stt_duration":%b}' for head in heads)
     return b"{%b}" % b",".join(entries)
 
 

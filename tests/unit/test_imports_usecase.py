@@ -238,25 +238,30 @@ def test_a_commands_invalidations_count_as_delivered_only_in_the_redis_servers_r
 
 
 def test_two_connections_share_a_batch_by_key_and_the_first_line_of_an_id_wins(services):
-    """Line n has id n % 30 and key n % 29: the lines of one id name different keys."""
-    keys = [uuid.uuid4() for _ in range(29)]
+    """60 ids over 20 keys, 3 ids a key: line n has id n % 60, and key n % 20 on the first
+    line of its id (n <= 60), another key on the lines after it."""
+    keys = [uuid.uuid4() for _ in range(20)]
     for key in keys:
         services.directory.add_key(ORG, key, clinic_id=uuid.uuid4())
     moment = datetime(2024, 3, 1, 12, tzinfo=UTC)
+
+    def key_of(n: int) -> uuid.UUID:
+        return keys[n % 20] if n <= 60 else keys[(n + 7) % 20]
+
     numbered = [
-        (n, UsageEvent(f"id-{n % 30}", str(keys[n % 29]), moment, n, 1, 1)) for n in range(1, 101)
+        (n, UsageEvent(f"id-{n % 60}", str(key_of(n)), moment, n, 1, 1)) for n in range(1, 201)
     ]
     _, sink = rejections()
     report = import_events(services, numbered, on_rejected=sink, connections=2)
-    assert report.as_json() == {"read": 100, "inserted": 30, "duplicates": 70, "rejected": 0}
+    assert report.as_json() == {"read": 200, "inserted": 60, "duplicates": 140, "rejected": 0}
     assert len(services.ledger.batches) == 2, "each connection committed its share"
     shares = [set(batch) for batch in services.ledger.batches]
-    share_of = {n: next(i for i, share in enumerate(shares) if n in share) for n in range(1, 101)}
-    for n in range(31, 101):  # every line of an id went where its first line (n % 30) went
-        assert share_of[n] == share_of[n % 30 or 30]
-    for first, second in itertools.combinations(range(1, 31), 2):  # one key, one connection
-        if first % 29 == second % 29:
+    share_of = {n: next(i for i, share in enumerate(shares) if n in share) for n in range(1, 201)}
+    for n in range(61, 201):  # every line of an id went where its first line (n % 60) went
+        assert share_of[n] == share_of[n % 60 or 60]
+    for first, second in itertools.combinations(range(1, 61), 2):  # one key, one connection
+        if first % 20 == second % 20:
             assert share_of[first] == share_of[second]
     for index, key in enumerate(keys):  # the first lines won
-        expected = sum(n for n in range(1, 31) if n % 29 == index)
+        expected = sum(n for n in range(1, 61) if n % 20 == index)
         assert services.rollups.rows[(key, DAY)].tokens == expected
