@@ -33,7 +33,7 @@ import redis
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bench import dataset, floor_plan, profiles, storage, wrk
+from bench import cpu, dataset, floor_plan, profiles, storage, wrk
 from bench.floor import PLAN_VARIABLE
 from bench.report import write_chart, write_docs
 from bench.servers import (
@@ -185,28 +185,15 @@ def cpu_seconds() -> Iterator[dict[str, float]]:
     machine's Postgres: its processes' own times, and the postmaster's of the backends
     it has reaped (a command's connections end with it)."""
     spent: dict[str, float] = {}
-    commands, postgres = _children_cpu(), _postgres_cpu()
+    commands, postgres = _children_cpu(), cpu.seconds_by_name(("postgres",))
     yield spent
     spent["command"] = round(_children_cpu() - commands, 1)
-    spent["postgres"] = round(_postgres_cpu() - postgres, 1)
+    spent["postgres"] = round(cpu.spent_since(postgres)["postgres"], 1)
 
 
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _postgres_cpu() -> float:
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        name, _, rest = text.partition(") ")
-        if name.endswith("(postgres"):
-            ticks += sum(int(field) for field in rest.split()[11:15])  # utime .. cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def bare_copy(database_url: str, csv_file: Path, env: dict) -> float:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import cpu
+
 API = "/api/v1/usage-analytics"
 
 DONE = """
@@ -85,6 +87,7 @@ def _lua(requests: list[Request]) -> str:
 def run(wrk: str, base_url: str, requests: list[Request], args, seconds: int | None = None) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua(requests))
+    before = cpu.seconds_by_name()
     try:
         ran = subprocess.run(
             [
@@ -109,6 +112,7 @@ def run(wrk: str, base_url: str, requests: list[Request], args, seconds: int | N
         raise SystemExit(f"wrk gave no summary:\n{ran.stdout}\n{ran.stderr}")
     raw = json.loads(line.removeprefix("WRKJSON "))
     seconds_run = raw["duration_us"] / 1e6
+    spent = cpu.spent_since(before)
     return {
         "requests": raw["requests"],
         "requests_per_second": round(raw["requests"] / seconds_run, 1),
@@ -117,6 +121,12 @@ def run(wrk: str, base_url: str, requests: list[Request], args, seconds: int | N
         "mean_ms": round(raw["mean_us"] / 1000, 3),
         "non_2xx": raw["non2xx"],
         "errors": raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        # Where the run's CPU went, per request answered: every process of each name on
+        # this machine, so the server not under load adds its idle ticks.
+        "cpu_ms_per_request": {
+            name: round(seconds * 1000 / max(raw["requests"], 1), 4)
+            for name, seconds in spent.items()
+        },
     }
 
 
@@ -148,5 +158,11 @@ def _together(legs: list[dict]) -> dict:
         "mean_ms": round(sum(leg["mean_ms"] * leg["requests"] for leg in legs) / requests, 3),
         "non_2xx": sum(leg["non_2xx"] for leg in legs),
         "errors": sum(leg["errors"] for leg in legs),
+        "cpu_ms_per_request": {
+            name: round(
+                sum(leg["cpu_ms_per_request"][name] * leg["requests"] for leg in legs) / requests, 4
+            )
+            for name in legs[0]["cpu_ms_per_request"]
+        },
         "runs": [leg["requests_per_second"] for leg in legs],
     }
