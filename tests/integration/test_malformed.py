@@ -296,3 +296,25 @@ def test_malformed_requests_change_nothing(client, org, imported_usage):
     after = [send(client, org, raw, JSON) for raw in (org_wide, one_key)]
     assert [response.get_json() for response in after] == [r.get_json() for r in before]
     assert [response.get_data() for response in after] == [r.get_data() for r in before]
+
+
+@pytest.mark.parametrize(
+    ("declared", "reason"),
+    [
+        pytest.param(len(encoded(VALID)) + 10, "could not be read", id="body-shorter-than-declared"),
+        pytest.param(MAX_BODY_BYTES + 1, "larger than", id="declared-over-the-limit"),
+        pytest.param(10**12, "larger than", id="declared-far-over-the-limit"),
+    ],
+)
+def test_a_content_length_the_body_does_not_match_gets_400_invalid_request(
+    client, org, declared, reason
+):
+    headers = org.headers()
+    response = client.post(
+        PATH,
+        headers=headers,
+        data=encoded(VALID),
+        environ_overrides={"CONTENT_LENGTH": str(declared)},
+    )
+    assert_invalid_request(response)
+    assert reason in response.get_json()["detail"]

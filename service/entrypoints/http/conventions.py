@@ -37,6 +37,14 @@ request_log = logging.getLogger("scrubs.request")
 error_log = logging.getLogger("scrubs.error")
 
 
+def environ_key(header: str) -> str:
+    """Where WSGI passes a request header: reading it there makes no lookup object."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+REQUEST_ID_ENVIRON = environ_key(REQUEST_ID_HEADER)
+
+
 def attach_services(app: Flask, services: Services) -> None:
     app.extensions[EXTENSION] = services
 
@@ -52,11 +60,12 @@ def current_services() -> Services:
 
 def request_id() -> str:
     """The client's X-Request-ID when it is 1-128 printable ASCII characters, else a new one."""
-    if "request_id" not in g:
-        sent = request.headers.get(REQUEST_ID_HEADER, "")
+    found = g.get("request_id")
+    if found is None:
+        sent = request.environ.get(REQUEST_ID_ENVIRON, "")
         usable = 0 < len(sent) <= MAX_REQUEST_ID_LENGTH and sent.isascii() and sent.isprintable()
-        g.request_id = sent if usable else os.urandom(16).hex()
-    return g.request_id
+        found = g.request_id = sent if usable else os.urandom(16).hex()
+    return found
 
 
 def json_response(body: Any, status: int = 200, content_type: str = "application/json") -> Response:
@@ -132,7 +141,7 @@ def _begin() -> None:
 
 def note_organisation(organisation_id: object) -> None:
     """Who the request turned out to be for, for its log line."""
-    g.organisation_id = str(organisation_id)
+    g.organisation_id = organisation_id  # written as text by the log line, when there is one
 
 
 # Every (route, method, status) and (route, status) seen, with its metric child: the

@@ -14,7 +14,11 @@ from service.domain.errors import NotAcceptable
 from service.domain.figures import UsageQuery
 from service.domain.reports import ReportQuery
 from service.entrypoints.http.body import invalid_fields, json_object, load_with, read_body
-from service.entrypoints.http.conventions import current_services, note_organisation
+from service.entrypoints.http.conventions import (
+    current_services,
+    environ_key,
+    note_organisation,
+)
 from service.entrypoints.http.csv_answer import csv_response
 from service.entrypoints.report_formats import json_text, summary_json
 from service.usecases import reports
@@ -24,6 +28,8 @@ from service.usecases.figures import usage_for_range
 API_KEY_HEADER = "X-Scrubs-Clinic-Api-Key"
 PROVIDER_HEADER = "X-Scrubs-Clinic-Provider"
 PATH = "/api/v1/usage-analytics"
+PROVIDER_ENVIRON, API_KEY_ENVIRON = environ_key(PROVIDER_HEADER), environ_key(API_KEY_HEADER)
+ACCEPT_ENVIRON = environ_key("Accept")
 JSON, CSV = "application/json", "text/csv"
 
 blueprint = Blueprint("usage_analytics", __name__)
@@ -59,7 +65,7 @@ _remembered_question = lru_cache(maxsize=512)(_read_question)
 def answer_format(request: Request) -> str | None:
     """JSON or CSV, as the Accept header prefers (q-values honoured, JSON on a tie, `*/*` or
     no header at all); None when it allows neither."""
-    accept = request.headers.get("Accept", "").strip()
+    accept = request.environ.get(ACCEPT_ENVIRON, "").strip()
     if not accept or accept in ("*/*", JSON):  # what most clients send: no need to parse it
         return JSON
     return request.accept_mimetypes.best_match([JSON, CSV])
@@ -68,10 +74,9 @@ def answer_format(request: Request) -> str | None:
 @blueprint.post(PATH)
 def usage_analytics() -> Response:
     services = current_services()
+    environ = request.environ
     principal = authenticate(
-        services.directory,
-        request.headers.get(PROVIDER_HEADER),
-        request.headers.get(API_KEY_HEADER),
+        services.directory, environ.get(PROVIDER_ENVIRON), environ.get(API_KEY_ENVIRON)
     )
     note_organisation(principal.organisation_id)
     require_root(principal)
