@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
 from itertools import chain, compress, repeat
-from operator import ne
+from operator import itemgetter, ne
 from typing import TypeVar
 from uuid import UUID
 
@@ -127,9 +127,9 @@ def _with_usage(values: list[bytes | None]) -> list[bool]:
 
 def _reads_of(days: Sequence[date], points: Sequence[Point], today: date) -> tuple:
     """What a read of these days and running sums sends, whatever the scope: per bucket its
-    name after the scope's prefix, how many fields and the fields packed; the order that
-    puts a scope's replies as its days' values then its points' (None when they already
-    are); the cacheable days and points in that order."""
+    name after the scope's prefix, how many fields and the fields packed; what puts a
+    scope's replies in the order of its days' values then its points' (None when they
+    already are); the cacheable days and points in that order."""
     shared = shared_buckets(days, points, today)
     tails = []
     is_day: list[bool] = []  # per value of a scope's replies
@@ -137,13 +137,15 @@ def _reads_of(days: Sequence[date], points: Sequence[Point], today: date) -> tup
         fields = bucket.fields
         tails.append((bucket.suffix.encode(), len(fields), _packed_arguments(fields)))
         is_day += [True] * len(bucket.days) + [False] * len(bucket.points)
-    order = None
+    reorder = None
     if not all(is_day):  # bucket by bucket, days then points: days first, then points
         order = [n for n, kind in enumerate(is_day) if kind]
         order += [n for n, kind in enumerate(is_day) if not kind]
+        if order != sorted(order):  # then it has two values at least: itemgetter gives tuples
+            reorder = itemgetter(*order)
     cached_days = [day for bucket in shared for day in bucket.days]
     cached_points = [point for bucket in shared for point in bucket.points]
-    return tails, order, cached_days, cached_points
+    return tails, reorder, cached_days, cached_points
 
 
 @lru_cache(maxsize=256)
@@ -428,14 +430,17 @@ class RedisRollupCache:
     ) -> tuple[list[bytes | None], list[date], list[Point]]:
         """Every scope's cached values in one pipelined round trip, scope after scope, each
         its days' then its points' (as the cacheable days and points returned beside)."""
-        tails, order, cached_days, cached_points = _shared_reads(days, points, today)
+        tails, reorder, cached_days, cached_points = _shared_reads(days, points, today)
         if not tails:
             return [], cached_days, cached_points
         prefixes = [prefix.encode() for prefix in self.layout.scope_prefixes(scopes)]
         replies = list(chain(*self._read_scopes(scopes, prefixes, tails)))
-        if order is not None:
-            width = len(order)
-            replies = [replies[start + n] for start in range(0, len(replies), width) for n in order]
+        if reorder is not None:  # a scope's replies at a time, in C
+            width = len(cached_days) + len(cached_points)
+            scopes_replies = (
+                replies[start : start + width] for start in range(0, len(replies), width)
+            )
+            replies = list(chain.from_iterable(map(reorder, scopes_replies)))
         return replies, cached_days, cached_points
 
     def _read_scopes(
