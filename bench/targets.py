@@ -72,6 +72,12 @@ def targets(results: dict) -> list[dict]:
         detail["detail"] += (
             f"; p99 {service['p99_ms']:.1f} ms (floor {floor[kind]['p99_ms']:.1f} ms)"
         )
+        cpu, floor_cpu = service.get("cpu_ms_per_request"), floor[kind].get("cpu_ms_per_request")
+        if cpu and floor_cpu:  # where the difference lies: mostly the web workers' Python
+            detail["detail"] += "; CPU a request, ms: " + ", ".join(
+                f"{name} {cpu[name]:.3f} vs {floor_cpu[name]:.3f}"
+                for name in ("gunicorn", "postgres", "redis-server")
+            )
         found.append(detail)
     imported = ratio(
         f"usage import of {batch['import_events']:,} events, rate / psql \\copy rate",
