@@ -135,20 +135,24 @@ def markdown(results: dict) -> str:
     runs, floor = results["throughput"], results["floor_throughput"]
     out += [
         "",
-        "Throughput and latency under load (wrk); the I/O floor's beside the service's:",
+        "Throughput and latency under load (wrk); the I/O floor's beside the service's, and"
+        " the CPU a request cost the web workers (gunicorn's processes, both servers' idle"
+        " ones included) while each ran:",
         "",
-        "| query | requests/s | p50 ms | p99 ms | floor requests/s | floor p99 ms |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| query | requests/s | p50 ms | p99 ms | worker CPU ms | floor requests/s"
+        " | floor p99 ms | floor worker CPU ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, run in runs.items():
         beside = floor.get(name)
         out.append(
             f"| {name} | {run['requests_per_second']:,.0f} | {run['p50_ms']:.1f}"
-            f" | {run['p99_ms']:.1f} | "
+            f" | {run['p99_ms']:.1f} | {_worker_cpu(run)} | "
             + (
-                f"{beside['requests_per_second']:,.0f} | {beside['p99_ms']:.1f} |"
+                f"{beside['requests_per_second']:,.0f} | {beside['p99_ms']:.1f}"
+                f" | {_worker_cpu(beside)} |"
                 if beside
-                else "- | - |"
+                else "- | - | - |"
             )
         )
     info = "; ".join(f"{i['what']} {i['measured']}" for i in results["information"])
@@ -182,6 +186,11 @@ def markdown(results: dict) -> str:
                 f" Redis or other threads among the top 15: {waits:.2f}): {top}"
             )
     return "\n".join(map(_wrapped, out)) + "\n"
+
+
+def _worker_cpu(run: dict) -> str:
+    cpu = run.get("cpu_ms_per_request")
+    return f"{cpu['gunicorn']:.2f}" if cpu else "-"
 
 
 def _storage(results: dict) -> str:
