@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
+from random import getrandbits
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
@@ -43,6 +43,8 @@ def environ_key(header: str) -> str:
 
 
 REQUEST_ID_ENVIRON = environ_key(REQUEST_ID_HEADER)
+# What a request carries in its environ, under names of the service's own (as WSGI asks).
+REQUEST_ID_KEY, STARTED_KEY = "scrubs.request_id", "scrubs.started"
 
 
 def attach_services(app: Flask, services: Services) -> None:
@@ -60,11 +62,16 @@ def current_services() -> Services:
 
 def request_id() -> str:
     """The client's X-Request-ID when it is 1-128 printable ASCII characters, else a new one."""
-    found = g.get("request_id")
+    return _request_id_of(request.environ)
+
+
+def _request_id_of(environ: dict) -> str:
+    found = environ.get(REQUEST_ID_KEY)
     if found is None:
-        sent = request.environ.get(REQUEST_ID_ENVIRON, "")
+        sent = environ.get(REQUEST_ID_ENVIRON, "")
         usable = 0 < len(sent) <= MAX_REQUEST_ID_LENGTH and sent.isascii() and sent.isprintable()
-        found = g.request_id = sent if usable else os.urandom(16).hex()
+        # An id, not a secret: unique enough from the generator seeded anew in each worker.
+        found = environ[REQUEST_ID_KEY] = sent if usable else f"{getrandbits(128):032x}"
     return found
 
 
@@ -106,36 +113,38 @@ def _handle_unexpected(error: Exception) -> Response:
     return problem_response(INTERNAL_ERROR)
 
 
-def _route() -> str:
+def _route(req: Request = request) -> str:
     """The matched rule, never the raw path: a bounded set of labels. A wrong method on a
     route still names the route."""
-    if request.url_rule is not None:
-        return request.url_rule.rule
-    if isinstance(request.routing_exception, WerkzeugMethodNotAllowed):
+    if req.url_rule is not None:
+        return req.url_rule.rule
+    if isinstance(req.routing_exception, WerkzeugMethodNotAllowed):
         rules = {rule.rule for rule in current_app.url_map.iter_rules()}
-        if request.path in rules:
-            return request.path
+        if req.path in rules:
+            return req.path
     return "unmatched"
 
 
-def _method() -> str:
+def _method(req: Request = request) -> str:
     """The request's method when it is a standard one, else `other`: a bounded set."""
-    return request.method if request.method in STANDARD_METHODS else "other"
+    method = req.method
+    return method if method in STANDARD_METHODS else "other"
 
 
 def _begin() -> None:
     """Start the request's clock; then only the path exactly as routed may answer: not
     `//api/...`, not `/api%2Fv1/...`, which a path rule in front of the service would not
     recognise as the same resource."""
-    g.started = time.perf_counter()
-    environ = request.environ
+    req = request._get_current_object()  # once: each use of the proxy looks it up
+    environ = req.environ
+    environ[STARTED_KEY] = time.perf_counter()
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw is None:
         return
     path = raw.split("?", 1)[0]
     if not path.startswith("/"):  # absolute form: http://host/path
         path = urlsplit(path).path
-    if path != request.path:
+    if path != req.path:
         raise NotFound()
 
 
@@ -151,11 +160,14 @@ _request_seconds: dict[tuple[str, str], Any] = {}
 
 
 def _finish(response: Response) -> Response:
+    req = request._get_current_object()
+    environ = req.environ
     headers = response.headers
-    headers[REQUEST_ID_HEADER] = request_id()
+    headers[REQUEST_ID_HEADER] = _request_id_of(environ)
     headers["Cache-Control"] = "no-store"
-    seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    route, method, status = _route(), _method(), response.status_code
+    now = time.perf_counter()
+    seconds = now - environ.get(STARTED_KEY, now)
+    route, method, status = _route(req), _method(req), response.status_code
     counted = _request_counts.get((route, method, status))
     if counted is None:
         labels = (route, method, str(status))
@@ -170,7 +182,7 @@ def _finish(response: Response) -> Response:
         request_log.info(
             "request",
             extra={
-                "request_id": request_id(),
+                "request_id": _request_id_of(environ),
                 "method": method,
                 "route": route,
                 "status": status,
