@@ -301,7 +301,9 @@ def test_malformed_requests_change_nothing(client, org, imported_usage):
 @pytest.mark.parametrize(
     ("declared", "reason"),
     [
-        pytest.param(len(encoded(VALID)) + 10, "could not be read", id="body-shorter-than-declared"),
+        pytest.param(
+            len(encoded(VALID)) + 10, "could not be read", id="body-shorter-than-declared"
+        ),
         pytest.param(MAX_BODY_BYTES + 1, "larger than", id="declared-over-the-limit"),
         pytest.param(10**12, "larger than", id="declared-far-over-the-limit"),
     ],
