@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from random import getrandbits
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,8 +70,9 @@ def _request_id_of(environ: dict) -> str:
     if found is None:
         sent = environ.get(REQUEST_ID_ENVIRON, "")
         usable = 0 < len(sent) <= MAX_REQUEST_ID_LENGTH and sent.isascii() and sent.isprintable()
-        # An id, not a secret: unique enough from the generator seeded anew in each worker.
-        found = environ[REQUEST_ID_KEY] = sent if usable else f"{getrandbits(128):032x}"
+        # From the system's generator: one seeded per worker could be rebuilt from the ids
+        # it gave out, and the ids it gives other clients foretold.
+        found = environ[REQUEST_ID_KEY] = sent if usable else os.urandom(16).hex()
     return found
 
 
