@@ -43,6 +43,11 @@ PLAIN_JSON_TYPES = frozenset(
 )
 
 
+TOO_LARGE = f"the body is larger than {MAX_BODY_BYTES} bytes."
+UNREADABLE = "the body could not be read."
+MAX_LENGTH_DIGITS = 9  # a Content-Length with more is over the limit whatever it says
+
+
 def read_body(request: Request) -> bytes:
     """The body's bytes, or InvalidRequest when it is not UTF-8 JSON of a bounded size."""
     environ = request.environ
@@ -56,17 +61,14 @@ def read_body(request: Request) -> bytes:
     if 0 < len(length) <= MAX_LENGTH_DIGITS and length.isascii() and length.isdigit():
         return _body_of_length(environ["wsgi.input"], int(length))
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise _body_error(f"the body is larger than {MAX_BODY_BYTES} bytes.")
+        raise _body_error(TOO_LARGE)
     try:
         raw = request.stream.read(MAX_BODY_BYTES + 1)
     except HTTPException:
-        raise _body_error("the body could not be read.") from None
+        raise _body_error(UNREADABLE) from None
     if len(raw) > MAX_BODY_BYTES:
-        raise _body_error(f"the body is larger than {MAX_BODY_BYTES} bytes.")
+        raise _body_error(TOO_LARGE)
     return raw
-
-
-MAX_LENGTH_DIGITS = 9  # a Content-Length with more is over the limit whatever it says
 
 
 def _body_of_length(stream: BinaryIO, length: int) -> bytes:
@@ -74,10 +76,10 @@ def _body_of_length(stream: BinaryIO, length: int) -> bytes:
     server's stream (never past the length, as WSGI asks): what werkzeug's stream would
     read, without the wrappers it builds for a request."""
     if length > MAX_BODY_BYTES:
-        raise _body_error(f"the body is larger than {MAX_BODY_BYTES} bytes.")
+        raise _body_error(TOO_LARGE)
     raw = stream.read(length) if length else b""
     if len(raw) < length:  # the client went away before sending it all
-        raise _body_error("the body could not be read.")
+        raise _body_error(UNREADABLE)
     return raw
 
 
