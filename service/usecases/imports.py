@@ -1,12 +1,13 @@
 """Usage import: events committed in batches, each batch with its rollups and its cache
 invalidations in one transaction (a crash never half-counts one), then delivered to the
-cache before the next batch, so figures are current when an import returns."""
+cache while the next batch commits, so figures are current when an import returns."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,10 +77,12 @@ def import_events(
     connections: int = CONNECTIONS,
 ) -> ImportReport:
     """Import every valid line; rejected lines go to `on_rejected(line_number, reason)`.
-    Each batch is shared over `connections` connections committing at once (Postgres then
-    works on as many cores; see _sort). Each batch's cache invalidations are delivered
-    right after its commit, so the figures are current when this returns; any left from
-    earlier imports are delivered at the end.
+    Each batch is shared over `connections` connections (Postgres then works on as many
+    cores; see _sort), each committing its shares in file order on a thread of its own:
+    a connection goes on to its share of the next batch without waiting for the others to
+    finish this one. Each batch's cache invalidations are delivered once all its shares
+    have committed, while the next batch commits, so the figures are current when this
+    returns; any left from earlier imports are delivered at the end.
 
     With a retention window (EVENT_RETENTION_DAYS), raw events past it are dropped first
     and lines older than it are rejected: too old to be told from a resend."""
@@ -93,46 +96,114 @@ def import_events(
             sessions = [
                 stack.enter_context(services.ledger.import_session()) for _ in range(connections)
             ]
-            committer = stack.enter_context(
-                ThreadPoolExecutor(max_workers=connections, thread_name_prefix="import-commit")
-            )
+            lanes = [
+                stack.enter_context(
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-commit-{n}")
+                )
+                for n in range(connections)
+            ]
+            stop = threading.Event()  # a share failed: the shares after it are not tried
             sort = partial(
                 _sort,
                 connections=connections,
                 retention=retention,
                 prepare=services.ledger.prepare_batch,
             )
+            settle = partial(_settle, services, report, on_rejected, on_batch)
+            committing: InFlight | None = None
             for batch in _read_ahead(lines, batch_size, sort):
-                for number, reason in batch.rejected:
-                    on_rejected(number, reason)
-                rejected = len(batch.rejected)
-                metrics.IMPORTED_EVENTS.labels("rejected").inc(rejected)
-                futures = [
-                    committer.submit(_commit_batch, session, share, prepared)
-                    for session, share, prepared in zip(
-                        sessions, batch.shares, batch.prepared, strict=True
-                    )
-                    if share
-                ]
-                outcomes = [future.result() for future in futures]
-                for outcome in outcomes:
-                    for number, reason in outcome.rejected:
-                        on_rejected(number, reason)
-                    report.inserted += outcome.inserted
-                    report.duplicates += outcome.duplicates
-                    rejected += len(outcome.rejected)
-                # One delivery for the batch: a day both shares touched is forgotten once.
-                pending = [row for outcome in outcomes for row in outcome.pending]
-                invalidations.deliver(services, pending, sessions[0].forget_invalidations)
-                report.read += batch.read
-                report.rejected += rejected
-                if on_batch is not None:
-                    on_batch(report)
+                submitted = InFlight(
+                    batch,
+                    [
+                        lane.submit(_commit_share, stop, session, share, prepared)
+                        for lane, session, share, prepared in zip(
+                            lanes, sessions, batch.shares, batch.prepared, strict=True
+                        )
+                        if share
+                    ],
+                )
+                if committing is not None:
+                    try:
+                        settle(committing)
+                    except BaseException:
+                        settle(submitted, failed=True)  # counts whatever of it committed
+                        raise
+                committing = submitted
+            if committing is not None:
+                settle(committing)
     except ImportFailed as failure:
         failure.report = report
         raise
     report.pending_invalidations = not invalidations.replay(services)
     return report
+
+
+@dataclass
+class InFlight:
+    """A batch whose shares were handed to their connections."""
+
+    batch: SortedBatch
+    futures: list[Future[Committed | None]]
+
+
+def _settle(
+    services: Services,
+    report: ImportReport,
+    on_rejected: RejectionSink,
+    on_batch: Callable[[ImportReport], None] | None,
+    in_flight: InFlight,
+    failed: bool = False,
+) -> None:
+    """Wait for a batch's shares, count those committed and deliver their invalidations; then
+    raise the first share's failure, if any. `failed`: an earlier batch failed, so the shares
+    not yet started are called off and this batch's own failure is not raised."""
+    batch = in_flight.batch
+    outcomes: list[Committed] = []
+    failure: BaseException | None = None
+    for future in in_flight.futures:
+        if failed and future.cancel():
+            continue
+        try:
+            outcome = future.result()
+        except BaseException as error:
+            failure = failure or error
+            continue
+        if outcome is not None:
+            outcomes.append(outcome)
+    whole = failure is None and not failed and len(outcomes) == len(in_flight.futures)
+    if whole:
+        for number, reason in batch.rejected:
+            on_rejected(number, reason)
+        metrics.IMPORTED_EVENTS.labels("rejected").inc(len(batch.rejected))
+        report.read += batch.read
+        report.rejected += len(batch.rejected)
+    for outcome in outcomes:
+        for number, reason in outcome.rejected:
+            on_rejected(number, reason)
+        report.inserted += outcome.inserted
+        report.duplicates += outcome.duplicates
+        report.rejected += len(outcome.rejected)
+    # One delivery for the batch, on a connection of its own (the import's are committing
+    # the next batch): a day both shares touched is forgotten once.
+    invalidations.deliver(services, [row for outcome in outcomes for row in outcome.pending])
+    if failure is not None and not failed:
+        raise failure
+    if whole and on_batch is not None:
+        on_batch(report)
+
+
+def _commit_share(
+    stop: threading.Event, session: ImportSession, events: list[tuple], prepared: bytes
+) -> Committed | None:
+    """A share committed, or None, untried, when a share before it failed (the import is
+    stopping: what it committed stays, and a new run finishes the job)."""
+    if stop.is_set():
+        return None
+    try:
+        return _commit_batch(session, events, prepared)
+    except BaseException:
+        stop.set()
+        raise
 
 
 @dataclass

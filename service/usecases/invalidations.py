@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from uuid import UUID
 
@@ -31,14 +31,9 @@ def touched(pending: list[PendingInvalidation]) -> Iterator[tuple[UUID, UUID, da
             yield row.organisation_id, api_key_id, day
 
 
-def deliver(
-    services: Services,
-    pending: list[PendingInvalidation],
-    forget: Callable[[list[int]], None] | None = None,
-) -> bool:
-    """Make the cache forget these rows' days, then drop the rows (through `forget` when
-    given, say on an import's own connection). False, rows kept, when there is no cache or
-    it does not answer."""
+def deliver(services: Services, pending: list[PendingInvalidation]) -> bool:
+    """Make the cache forget these rows' days, then drop the rows. False, rows kept, when
+    there is no cache or it does not answer."""
     if services.cache is None or not pending:
         return False
     try:
@@ -46,7 +41,7 @@ def deliver(
     except CacheUnavailable:
         return False
     metrics.CACHE_INVALIDATED_DAYS.inc(forgotten)
-    (forget or services.ledger.forget_invalidations)([row.id for row in pending])
+    services.ledger.forget_invalidations([row.id for row in pending])
     return True
 
 

@@ -104,8 +104,6 @@ class ImportSession(Protocol):
         """`prepared`: Ledger.prepare_batch(events), when made beforehand."""
         ...
 
-    def forget_invalidations(self, ids: list[int]) -> None: ...
-
 
 class Ledger(Protocol):
     """Imported events, their rollups, and the outbox of cache invalidations."""

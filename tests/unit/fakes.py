@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -96,11 +96,13 @@ class FakeRollups:
 @dataclass
 class FakeLedger:
     """Events deduped by id, rolled up into `rollups`, with an outbox. `conflicts` makes the
-    next commits fail as if they met a concurrent import. A batch that would take a key's
+    next commits fail as if they met a concurrent import, `conflicts_when` every commit of
+    the events it is true of. A batch that would take a key's
     day past 2^63 - 1 is refused whole, as Postgres refuses it."""
 
     rollups: FakeRollups
     conflicts: int = 0
+    conflicts_when: Callable[[list[tuple]], bool] | None = None
     seen: set[str] = field(default_factory=set)
     seen_on: dict[str, date] = field(default_factory=dict)  # the UTC day of each seen id
     drops: list[date] = field(default_factory=list)  # the cutoff of each drop_events_before
@@ -126,6 +128,8 @@ class FakeLedger:
         self.attempts += 1
         if self.conflicts:
             self.conflicts -= 1
+            raise ImportConflict()
+        if self.conflicts_when is not None and self.conflicts_when(events):
             raise ImportConflict()
         keys = self.rollups.directory.keys
         sums: dict[tuple[UUID, date], list[int]] = {}

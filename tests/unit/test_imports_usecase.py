@@ -4,8 +4,10 @@ after each batch."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -105,19 +107,12 @@ def test_a_batch_that_meets_a_concurrent_import_is_tried_again_whole(services):
 def test_an_import_gives_up_after_its_attempts_and_counts_what_it_committed(services):
     _, sink = rejections()
     import_events(services, lines(3), on_rejected=sink)  # a batch committed earlier
-
-    def conflicts_from_the_second_batch(report) -> None:  # called once a batch is committed
-        services.ledger.conflicts = imports.MAX_ATTEMPTS
-
+    # The second batch meets concurrent imports at every attempt.
+    services.ledger.conflicts_when = lambda events: events[-1][0] >= 110
     with pytest.raises(ImportFailed) as failure:
-        import_events(
-            services,
-            lines(20, first=100),
-            on_rejected=sink,
-            batch_size=10,
-            on_batch=conflicts_from_the_second_batch,
-        )
+        import_events(services, lines(30, first=100), on_rejected=sink, batch_size=10)
     assert "lines 110-119" in str(failure.value) and "re-run" in str(failure.value)
+    assert services.ledger.attempts == 1 + 1 + imports.MAX_ATTEMPTS, "the third is not tried"
     assert failure.value.report.as_json() == {
         "read": 10,
         "inserted": 10,
@@ -198,10 +193,11 @@ def test_each_batch_makes_the_cache_forget_its_days_before_the_next_commits(serv
     seen_missing = []
 
     def watching():
-        for number, event in lines(30):
-            # Batches are read one ahead of the commit: the third is read once the first
-            # has committed and been delivered.
-            if number == 21:
+        for number, event in lines(40):
+            # Batches are read one ahead of the commit, and a batch is delivered while the
+            # next commits: the fourth is read once the first has committed and been
+            # delivered.
+            if number == 31:
                 seen_missing.append(cache.read(Scope(ORG), days, TODAY).missing)
             yield number, event
 
@@ -265,3 +261,74 @@ def test_two_connections_share_a_batch_by_key_and_the_first_line_of_an_id_wins(s
     for index, key in enumerate(keys):  # the first lines won
         expected = sum(n for n in range(1, 61) if n % 20 == index)
         assert services.rollups.rows[(key, DAY)].tokens == expected
+
+
+def keys_of_each_share(services, connections: int = 2) -> list[uuid.UUID]:
+    """A key of the organisation for each connection's share (shares go by key)."""
+    found: dict[int, uuid.UUID] = {}
+    while len(found) < connections:
+        key = uuid.uuid4()
+        found.setdefault(hash(str(key)) % connections, key)
+    for key in found.values():
+        services.directory.add_key(ORG, key, clinic_id=uuid.uuid4())
+    return [found[share] for share in range(connections)]
+
+
+def alternating(keys: list[uuid.UUID], count: int) -> list[tuple]:
+    """Lines 1..count, their keys taking turns."""
+    moment = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    return [
+        (n, UsageEvent(f"e-{n}", str(keys[n % len(keys)]), moment, n, 1, 1))
+        for n in range(1, count + 1)
+    ]
+
+
+def test_a_connection_goes_on_to_the_next_batch_while_another_still_commits(services):
+    """The first share of the first batch is held until the other connection has committed
+    its share of the second batch: a connection does not wait for the others."""
+    first, second = keys_of_each_share(services)
+    numbered = alternating([second, first], 4)  # batches (1, 2) and (3, 4); line 2 is first's
+    second_batch_done = threading.Event()
+    committed: list[list[int]] = []
+    ledger = services.ledger
+
+    class Gated:
+        def commit_batch(self, events, prepared=None):
+            numbers = [event[0] for event in events]
+            if numbers == [2]:
+                second_batch_done.wait(timeout=2)
+            outcome = ledger.commit_batch(events, prepared)
+            committed.append(numbers)
+            if numbers == [3]:
+                second_batch_done.set()
+            return outcome
+
+    ledger.import_session = lambda: contextlib.nullcontext(Gated())
+    _, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink, batch_size=2, connections=2)
+    assert committed.index([3]) < committed.index([2])
+    assert report.as_json() == {"read": 4, "inserted": 4, "duplicates": 0, "rejected": 0}
+
+
+def test_when_a_share_fails_the_report_counts_exactly_what_was_committed(services):
+    """One connection's shares meet concurrent imports from the second batch on, while the
+    other's commit: the import stops, its report counts every event committed (the other
+    connection's included) and the failing connection tries no share after its failure."""
+    keys = keys_of_each_share(services)
+    failing = str(keys[0])  # the key of the even lines
+    services.ledger.conflicts_when = lambda events: events[0][2] == failing and events[0][0] > 4
+    _, sink = rejections()
+    with pytest.raises(ImportFailed) as failure:
+        import_events(
+            services, alternating(keys, 40), on_rejected=sink, batch_size=4, connections=2
+        )
+    committed = {int(event_id.removeprefix("e-")) for event_id in services.ledger.seen}
+    assert {n for n in committed if n % 2 == 0} == {2, 4}, "the failing key's first batch"
+    assert failure.value.report.as_json() == {
+        "read": 4,  # the whole batches
+        "inserted": len(committed),
+        "duplicates": 0,
+        "rejected": 0,
+    }
+    failed_attempts = services.ledger.attempts - len(services.ledger.batches)
+    assert failed_attempts == imports.MAX_ATTEMPTS, "no share tried after the failure"

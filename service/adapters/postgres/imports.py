@@ -204,10 +204,6 @@ def months_from(first: datetime, last: datetime) -> Iterator[datetime]:
         month = (month + timedelta(days=31)).replace(day=1)
 
 
-def _forget(conn: psycopg.Connection, ids: list[int]) -> None:
-    conn.execute("DELETE FROM cache_outbox WHERE id = ANY(%s)", (ids,))
-
-
 class PostgresImportSession:
     """The ImportSession port: one connection for a whole import, with its staging table."""
 
@@ -254,9 +250,6 @@ class PostgresImportSession:
         # Every new event changes some rollup, so no outbox row means no new event.
         inserted = rows[0][-1] if rows else 0
         return BatchOutcome(inserted, unknown, [PendingInvalidation(*row[:-1]) for row in rows])
-
-    def forget_invalidations(self, ids: list[int]) -> None:
-        _forget(self.conn, ids)
 
 
 class PostgresLedger:
@@ -315,4 +308,4 @@ class PostgresLedger:
     def forget_invalidations(self, ids: list[int]) -> None:
         """Delivered: the cache has forgotten these rows' days."""
         with self.db.connection() as conn:
-            _forget(conn, ids)
+            conn.execute("DELETE FROM cache_outbox WHERE id = ANY(%s)", (ids,))
