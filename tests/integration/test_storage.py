@@ -126,6 +126,24 @@ def test_events_go_to_monthly_partitions_and_an_id_is_imported_once_across_them(
         assert found[key] == expected_deltas(events, date(2024, 1, 1), date(2024, 3, 31), key)
 
 
+def test_event_ids_are_compared_byte_by_byte(own_database, tmp_path):
+    """The ids' unique index and each batch's sorts compare bytes (collation "C"), not a
+    language's order; ids a language may order alike stay distinct events."""
+    upgrade_database(own_database)
+    org = new_org(own_database)
+    rng = random.Random(6)
+    ids = ["é", "e\u0301", "E", "e", "ß", "ss", "a b", "ab", "ä", "a\u0308"]
+    events = [make_event(rng, event_id, org.key_ids[0], at(TODAY, 1)) for event_id in ids]
+    report = imported(settings_for(own_database), write_jsonl(tmp_path / "ids.jsonl", events))
+    assert report == {"read": 10, "inserted": 10, "duplicates": 0, "rejected": 0}
+    with psycopg.connect(own_database) as conn:
+        [collation] = conn.execute(
+            "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
+            " WHERE a.attrelid = 'usage_event_ids'::regclass AND a.attname = 'event_id'"
+        ).fetchone()
+    assert collation == "C"
+
+
 def test_the_retention_window_drops_old_months_whole_and_every_answer_stays(own_database, tmp_path):
     upgrade_database(own_database)
     org = new_org(own_database)

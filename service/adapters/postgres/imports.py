@@ -35,7 +35,7 @@ STAGED_EVENT_COLUMNS = (
 CREATE_STAGE = """
     CREATE TEMPORARY TABLE IF NOT EXISTS staged_events (
         line_no       bigint NOT NULL,
-        event_id      text NOT NULL,
+        event_id      text COLLATE "C" NOT NULL,
         api_key_id    uuid NOT NULL,
         occurred_at   timestamptz NOT NULL,
         tokens        bigint NOT NULL,

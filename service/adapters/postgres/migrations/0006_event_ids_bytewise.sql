@@ -1,0 +1,11 @@
+-- Event ids compared byte by byte.
+--
+-- An event_id is only ever compared for equality (an id imported once is never imported
+-- again) and sorted so that concurrent imports take its rows in one order; no reader asks
+-- for ids in a language's order. The database's collation (C.UTF-8 here, en_US.UTF-8
+-- elsewhere) made every comparison of the unique index and of each batch's two sorts by
+-- event_id go through strcoll and without abbreviated keys; "C" compares bytes. Equality
+-- is byte equality under both, so no id becomes equal to another.
+-- Measured on the bench (1M events imported onto 4M): 1.1 s less Postgres CPU, of 17.
+-- The table and its index are rewritten once, under an exclusive lock.
+ALTER TABLE usage_event_ids ALTER COLUMN event_id TYPE text COLLATE "C";
