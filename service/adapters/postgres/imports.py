@@ -90,7 +90,8 @@ UNKNOWN_KEYS = """
 COMMIT_STAGED = """
     WITH firsts AS (
         SELECT DISTINCT ON (s.event_id)
-               s.event_id, s.api_key_id, s.occurred_at, s.tokens, s.stt_duration, s.usage
+               s.event_id, s.api_key_id, k.organisation_id, s.occurred_at, s.tokens,
+               s.stt_duration, s.usage
         FROM staged_events s
         JOIN api_keys k ON k.id = s.api_key_id
         ORDER BY s.event_id, s.line_no
@@ -102,19 +103,28 @@ COMMIT_STAGED = """
         ON CONFLICT (event_id) DO NOTHING
         RETURNING event_id
     ), fresh AS (
-        INSERT INTO usage_events
-            (event_id, api_key_id, occurred_at, tokens, stt_duration, usage)
-        SELECT f.event_id, f.api_key_id, f.occurred_at, f.tokens, f.stt_duration, f.usage
+        SELECT f.*,
+               (f.occurred_at AT TIME ZONE 'UTC')::date AS day,
+               (extract(hour FROM f.occurred_at AT TIME ZONE 'UTC') * 4
+                + extract(minute FROM f.occurred_at AT TIME ZONE 'UTC')::int / 15)::smallint
+                   AS quarter
         FROM firsts f
         JOIN unseen u ON u.event_id = f.event_id
-        RETURNING api_key_id, occurred_at, tokens, stt_duration, usage
+    ), raw AS (
+        INSERT INTO usage_events
+            (event_id, api_key_id, occurred_at, tokens, stt_duration, usage)
+        SELECT event_id, api_key_id, occurred_at, tokens, stt_duration, usage
+        FROM fresh
+    ), quartered AS (
+        SELECT api_key_id, day, quarter, organisation_id,
+               sum(tokens) AS tokens, sum(usage) AS usage, sum(stt_duration) AS stt_duration
+        FROM fresh
+        GROUP BY 1, 2, 3, 4
     ), rolled AS (
         INSERT INTO usage_daily AS d
             (api_key_id, day, organisation_id, tokens, usage, stt_duration)
-        SELECT f.api_key_id, (f.occurred_at AT TIME ZONE 'UTC')::date, k.organisation_id,
-               sum(f.tokens), sum(f.usage), sum(f.stt_duration)
-        FROM fresh f
-        JOIN api_keys k ON k.id = f.api_key_id
+        SELECT api_key_id, day, organisation_id, sum(tokens), sum(usage), sum(stt_duration)
+        FROM quartered
         GROUP BY 1, 2, 3
         ORDER BY 1, 2
         ON CONFLICT (api_key_id, day) DO UPDATE SET
@@ -122,21 +132,11 @@ COMMIT_STAGED = """
             usage = d.usage + excluded.usage,
             stt_duration = d.stt_duration + excluded.stt_duration
         RETURNING d.organisation_id, d.api_key_id, d.day
-    ), quartered AS (
-        SELECT f.api_key_id, k.organisation_id, (f.occurred_at AT TIME ZONE 'UTC')::date AS day,
-               (extract(hour FROM f.occurred_at AT TIME ZONE 'UTC') * 4
-                + extract(minute FROM f.occurred_at AT TIME ZONE 'UTC')::int / 15)::smallint
-                   AS quarter,
-               f.tokens, f.usage, f.stt_duration
-        FROM fresh f
-        JOIN api_keys k ON k.id = f.api_key_id
     ), key_quarters AS (
         INSERT INTO usage_quarter AS q
             (api_key_id, day, quarter, organisation_id, tokens, usage, stt_duration)
-        SELECT api_key_id, day, quarter, organisation_id,
-               sum(tokens), sum(usage), sum(stt_duration)
+        SELECT api_key_id, day, quarter, organisation_id, tokens, usage, stt_duration
         FROM quartered
-        GROUP BY 1, 2, 3, 4
         ORDER BY 1, 2, 3
         ON CONFLICT (api_key_id, day, quarter) DO UPDATE SET
             tokens = q.tokens + excluded.tokens,
