@@ -110,27 +110,25 @@ def import_events(
                 prepare=services.ledger.prepare_batch,
             )
             settle = partial(_settle, services, report, on_rejected, on_batch)
-            committing: InFlight | None = None
-            for batch in _read_ahead(lines, batch_size, sort):
-                submitted = InFlight(
-                    batch,
-                    [
+            in_flight: list[InFlight] = []  # the batch being settled, then the one committing
+            try:
+                for batch in _read_ahead(lines, batch_size, sort):
+                    futures = [
                         lane.submit(_commit_share, stop, session, share, prepared)
                         for lane, session, share, prepared in zip(
                             lanes, sessions, batch.shares, batch.prepared, strict=True
                         )
                         if share
-                    ],
-                )
-                if committing is not None:
-                    try:
-                        settle(committing)
-                    except BaseException:
-                        settle(submitted, failed=True)  # counts whatever of it committed
-                        raise
-                committing = submitted
-            if committing is not None:
-                settle(committing)
+                    ]
+                    in_flight.append(InFlight(batch, futures))
+                    if len(in_flight) == 2:
+                        settle(in_flight.pop(0))
+                while in_flight:
+                    settle(in_flight.pop(0))
+            except BaseException:
+                for rest in in_flight:  # calls off what has not started, counts what committed
+                    settle(rest, failed=True)
+                raise
     except ImportFailed as failure:
         failure.report = report
         raise
@@ -155,8 +153,8 @@ def _settle(
     failed: bool = False,
 ) -> None:
     """Wait for a batch's shares, count those committed and deliver their invalidations; then
-    raise the first share's failure, if any. `failed`: an earlier batch failed, so the shares
-    not yet started are called off and this batch's own failure is not raised."""
+    raise the first share's failure, if any. `failed`: the import is failing, so the shares
+    not yet started are called off, and this batch's own failure is not raised."""
     batch = in_flight.batch
     outcomes: list[Committed] = []
     failure: BaseException | None = None
@@ -170,7 +168,7 @@ def _settle(
             continue
         if outcome is not None:
             outcomes.append(outcome)
-    whole = failure is None and not failed and len(outcomes) == len(in_flight.futures)
+    whole = failure is None and len(outcomes) == len(in_flight.futures)
     if whole:
         for number, reason in batch.rejected:
             on_rejected(number, reason)

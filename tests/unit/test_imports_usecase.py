@@ -332,3 +332,26 @@ def test_when_a_share_fails_the_report_counts_exactly_what_was_committed(service
     }
     failed_attempts = services.ledger.attempts - len(services.ledger.batches)
     assert failed_attempts == imports.MAX_ATTEMPTS, "no share tried after the failure"
+
+
+def test_a_file_that_fails_mid_read_leaves_a_report_of_exactly_what_was_committed(services):
+    """Reading fails while a batch is still committing: that batch is waited for (or called
+    off before it starts), and the report counts exactly the events committed."""
+    seen: list[imports.ImportReport] = []
+
+    def failing():
+        yield from lines(25)
+        raise OSError("the disk went away")
+
+    _, sink = rejections()
+    with pytest.raises(OSError, match="went away"):
+        import_events(
+            services,
+            failing(),
+            on_rejected=sink,
+            batch_size=10,
+            connections=2,
+            on_batch=seen.append,
+        )
+    [report] = {id(report): report for report in seen}.values()
+    assert report.inserted == len(services.ledger.seen) >= 10
