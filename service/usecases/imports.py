@@ -59,12 +59,8 @@ class ImportReport:
 
 
 class ImportFailed(OperationFailed):
-    """The import stopped before the end; batches committed before it stay committed,
-    and `report` counts them."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.report = ImportReport()
+    """The import stopped before the end; batches committed before it stay committed, and
+    the import's report counts them."""
 
 
 def import_events(
@@ -75,10 +71,13 @@ def import_events(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[ImportReport], None] | None = None,
     connections: int = CONNECTIONS,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Import every valid line; rejected lines go to `on_rejected(line_number, reason)`.
+    `report` (a new one by default) counts what is committed as the import goes: when it
+    fails, whatever the failure, the report holds what was committed before it.
     Each batch is shared over `connections` connections (Postgres then works on as many
-    cores; see _sort), each committing its shares in file order on a thread of its own:
+    cores; see Sorter), each committing its shares in file order on a thread of its own:
     a connection goes on to its share of the next batch without waiting for the others to
     finish this one. Each batch's cache invalidations are delivered once all its shares
     have committed, while the next batch commits, so the figures are current when this
@@ -86,52 +85,43 @@ def import_events(
 
     With a retention window (EVENT_RETENTION_DAYS), raw events past it are dropped first
     and lines older than it are rejected: too old to be told from a resend."""
-    report = ImportReport()
+    report = ImportReport() if report is None else report
     retention = services.settings.event_retention_days
     cutoff = retention_cutoff(datetime.now(UTC), retention)
     if cutoff is not None:
         services.ledger.drop_events_before(cutoff.date())
-    try:
-        with ExitStack() as stack:
-            sessions = [
-                stack.enter_context(services.ledger.import_session()) for _ in range(connections)
-            ]
-            lanes = [
-                stack.enter_context(
-                    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-commit-{n}")
-                )
-                for n in range(connections)
-            ]
-            stop = threading.Event()  # a share failed: the shares after it are not tried
-            sort = partial(
-                _sort,
-                connections=connections,
-                retention=retention,
-                prepare=services.ledger.prepare_batch,
+    with ExitStack() as stack:
+        sessions = [
+            stack.enter_context(services.ledger.import_session()) for _ in range(connections)
+        ]
+        lanes = [
+            stack.enter_context(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-commit-{n}")
             )
-            settle = partial(_settle, services, report, on_rejected, on_batch)
-            in_flight: list[InFlight] = []  # the batch being settled, then the one committing
-            try:
-                for batch in _read_ahead(lines, batch_size, sort):
-                    futures = [
-                        lane.submit(_commit_share, stop, session, share, prepared)
-                        for lane, session, share, prepared in zip(
-                            lanes, sessions, batch.shares, batch.prepared, strict=True
-                        )
-                        if share
-                    ]
-                    in_flight.append(InFlight(batch, futures))
-                    if len(in_flight) == 2:
-                        settle(in_flight.pop(0))
-                while in_flight:
+            for n in range(connections)
+        ]
+        stop = threading.Event()  # a share failed: the shares after it are not tried
+        sort = Sorter(connections, retention, services.ledger.prepare_batch)
+        settle = partial(_settle, services, report, on_rejected, on_batch)
+        in_flight: list[InFlight] = []  # the batch being settled, then the one committing
+        try:
+            for batch in _read_ahead(lines, batch_size, sort):
+                shares = [
+                    (lane.submit(_commit_share, stop, session, share, prepared), len(share))
+                    for lane, session, share, prepared in zip(
+                        lanes, sessions, batch.shares, batch.prepared, strict=True
+                    )
+                    if share
+                ]
+                in_flight.append(InFlight(batch, shares))
+                if len(in_flight) == 2:
                     settle(in_flight.pop(0))
-            except BaseException:
-                for rest in in_flight:  # calls off what has not started, counts what committed
-                    settle(rest, failed=True)
-                raise
-    except ImportFailed as failure:
-        failure.report = report
-        raise
+            while in_flight:
+                settle(in_flight.pop(0))
+        except BaseException:
+            for rest in in_flight:  # calls off what has not started, counts what committed
+                settle(rest, failed=True)
+            raise
     report.pending_invalidations = not invalidations.replay(services)
     return report
 
@@ -141,7 +131,7 @@ class InFlight:
     """A batch whose shares were handed to their connections."""
 
     batch: SortedBatch
-    futures: list[Future[Committed | None]]
+    shares: list[tuple[Future[Committed | None], int]]  # each share's commit, and its lines
 
 
 def _settle(
@@ -157,8 +147,9 @@ def _settle(
     not yet started are called off, and this batch's own failure is not raised."""
     batch = in_flight.batch
     outcomes: list[Committed] = []
+    committed_lines = 0
     failure: BaseException | None = None
-    for future in in_flight.futures:
+    for future, lines in in_flight.shares:
         if failed and future.cancel():
             continue
         try:
@@ -168,13 +159,14 @@ def _settle(
             continue
         if outcome is not None:
             outcomes.append(outcome)
-    whole = failure is None and len(outcomes) == len(in_flight.futures)
-    if whole:
-        for number, reason in batch.rejected:
-            on_rejected(number, reason)
-        metrics.IMPORTED_EVENTS.labels("rejected").inc(len(batch.rejected))
-        report.read += batch.read
-        report.rejected += len(batch.rejected)
+            committed_lines += lines
+    # The lines refused before the database, and those of every share committed, are read;
+    # so read = inserted + duplicates + rejected even for a batch cut short.
+    for number, reason in batch.rejected:
+        on_rejected(number, reason)
+    metrics.IMPORTED_EVENTS.labels("rejected").inc(len(batch.rejected))
+    report.read += len(batch.rejected) + committed_lines
+    report.rejected += len(batch.rejected)
     for outcome in outcomes:
         for number, reason in outcome.rejected:
             on_rejected(number, reason)
@@ -186,7 +178,7 @@ def _settle(
     invalidations.deliver(services, [row for outcome in outcomes for row in outcome.pending])
     if failure is not None and not failed:
         raise failure
-    if whole and on_batch is not None:
+    if len(outcomes) == len(in_flight.shares) and on_batch is not None:
         on_batch(report)
 
 
@@ -215,33 +207,48 @@ class SortedBatch:
     rejected: list[tuple[int, str]]  # (line number, reason)
 
 
-def _sort(
-    batch: list[NumberedLine],
-    connections: int,
-    retention: int | None,
-    prepare: Callable[[list[tuple]], bytes],
-) -> SortedBatch:
-    """Shares by API key, so that no two connections update one key's rollups; every line
-    of one event_id goes to the share of its first line, in file order, so the first still
-    wins."""
-    now = datetime.now(UTC)
-    latest = latest_acceptable(now)
-    cutoff = retention_cutoff(now, retention)
-    shares: list[list[tuple]] = [[] for _ in range(connections)]
-    rejected: list[tuple[int, str]] = []
-    owner: dict[str, int] = {}  # event_id: the share of its first line
-    for number, item in batch:
-        if isinstance(item, InvalidEvent):
-            rejected.append((number, str(item)))
-        elif item.occurred_at > latest:
-            rejected.append((number, IN_THE_FUTURE))
-        elif cutoff is not None and item.occurred_at < cutoff:
-            rejected.append((number, TOO_OLD.format(days=retention, cutoff=cutoff.date())))
-        else:
-            share = owner.setdefault(item.event_id, hash(item.api_key_id) % connections)
-            shares[share].append((number, *item))
-    prepared = [prepare(share) if share else b"" for share in shares]
-    return SortedBatch(len(batch), shares, prepared, rejected)
+@dataclass
+class Sorter:
+    """Sorts each batch's lines into the connections' shares, batch after batch in file
+    order (in the thread that reads them)."""
+
+    connections: int
+    retention: int | None
+    prepare: Callable[[list[tuple]], bytes]
+    # The share each event_id of the batch before went to: a connection may still be
+    # committing its share of that batch while the other commits its share of this one.
+    before: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, batch: list[NumberedLine]) -> SortedBatch:
+        """Shares by API key, so that no two connections update one key's rollups. Every
+        line of one event_id goes to the share of its first line, so that the first still
+        wins: the share it went to in this batch or in the one before (a batch is handed
+        out once the one two before it has committed whole)."""
+        now = datetime.now(UTC)
+        latest = latest_acceptable(now)
+        cutoff = retention_cutoff(now, self.retention)
+        shares: list[list[tuple]] = [[] for _ in range(self.connections)]
+        rejected: list[tuple[int, str]] = []
+        owner: dict[str, int] = {}  # event_id: the share of its first line
+        for number, item in batch:
+            if isinstance(item, InvalidEvent):
+                rejected.append((number, str(item)))
+            elif item.occurred_at > latest:
+                rejected.append((number, IN_THE_FUTURE))
+            elif cutoff is not None and item.occurred_at < cutoff:
+                reason = TOO_OLD.format(days=self.retention, cutoff=cutoff.date())
+                rejected.append((number, reason))
+            else:
+                share = owner.get(item.event_id)
+                if share is None:
+                    share = self.before.get(item.event_id)
+                    if share is None:
+                        share = hash(item.api_key_id) % self.connections
+                    owner[item.event_id] = share
+                shares[share].append((number, *item))
+        self.before = owner
+        prepared = [self.prepare(share) if share else b"" for share in shares]
+        return SortedBatch(len(batch), shares, prepared, rejected)
 
 
 def _read_ahead(

@@ -316,6 +316,31 @@ def test_an_interrupted_import_leaves_whole_shares_and_a_re_run_finishes_exactly
 # --- the line's rules -------------------------------------------------------------------
 
 
+def test_an_import_stopped_by_an_error_prints_what_it_committed_first(org, cli, database_url):
+    """Reading stdin fails after about 4/5 of it: the command names the error, exits 1, and
+    first prints its report, which counts exactly the events the database holds."""
+    events = make_events(random.Random(12), [k.id for k in org.clinic_keys], DAYS, 2500)
+    data = "".join(json.dumps(e.record) + "\n" for e in events).encode()
+
+    class FailingStdin(io.BytesIO):
+        def readline(self, size: int | None = -1) -> bytes:
+            if self.tell() > len(data) * 4 // 5:
+                raise OSError(5, "Input/output error")
+            return super().readline(size)
+
+    result = cli("usage", "import", "--batch-size", "300", "-", input=FailingStdin(data))
+    assert result.exit_code == 1
+    assert "Input/output error" in result.stderr and "Traceback" not in result.output
+    counted = json.loads(result.stdout)
+    ids = [e.record["event_id"] for e in events]
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute(
+            "SELECT count(*) FROM usage_event_ids WHERE event_id = ANY(%s)", (ids,)
+        ).fetchone()[0]
+    assert counted["inserted"] == held >= 1500
+    assert counted["read"] == counted["inserted"] + counted["duplicates"] + counted["rejected"]
+
+
 def test_a_byte_order_mark_before_the_first_jsonl_line_is_ignored(client, org, cli, tmp_path):
     records = [good(org, tokens=7), good(org, tokens=8)]
     path = tmp_path / "bom.jsonl"

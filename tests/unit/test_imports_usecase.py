@@ -109,11 +109,14 @@ def test_an_import_gives_up_after_its_attempts_and_counts_what_it_committed(serv
     import_events(services, lines(3), on_rejected=sink)  # a batch committed earlier
     # The second batch meets concurrent imports at every attempt.
     services.ledger.conflicts_when = lambda events: events[-1][0] >= 110
+    report = imports.ImportReport()
     with pytest.raises(ImportFailed) as failure:
-        import_events(services, lines(30, first=100), on_rejected=sink, batch_size=10)
+        import_events(
+            services, lines(30, first=100), on_rejected=sink, batch_size=10, report=report
+        )
     assert "lines 110-119" in str(failure.value) and "re-run" in str(failure.value)
     assert services.ledger.attempts == 1 + 1 + imports.MAX_ATTEMPTS, "the third is not tried"
-    assert failure.value.report.as_json() == {
+    assert report.as_json() == {
         "read": 10,
         "inserted": 10,
         "duplicates": 0,
@@ -313,23 +316,28 @@ def test_a_connection_goes_on_to_the_next_batch_while_another_still_commits(serv
 def test_when_a_share_fails_the_report_counts_exactly_what_was_committed(services):
     """One connection's shares meet concurrent imports from the second batch on, while the
     other's commit: the import stops, its report counts every event committed (the other
-    connection's included) and the failing connection tries no share after its failure."""
+    connection's included), the lines it read add up to what it counts, every line it
+    counts as rejected is named, and the failing connection tries no share after its
+    failure."""
     keys = keys_of_each_share(services)
     failing = str(keys[0])  # the key of the even lines
-    services.ledger.conflicts_when = lambda events: events[0][2] == failing and events[0][0] > 4
-    _, sink = rejections()
-    with pytest.raises(ImportFailed) as failure:
+    services.ledger.conflicts_when = lambda events: events[0][2] == failing and events[0][0] > 5
+    numbered = [
+        (number, InvalidEvent("a bad line") if number % 5 == 0 else event)
+        for number, event in alternating(keys, 50)
+    ]
+    found, sink = rejections()
+    report = imports.ImportReport()
+    with pytest.raises(ImportFailed):
         import_events(
-            services, alternating(keys, 40), on_rejected=sink, batch_size=4, connections=2
+            services, numbered, on_rejected=sink, batch_size=5, connections=2, report=report
         )
     committed = {int(event_id.removeprefix("e-")) for event_id in services.ledger.seen}
     assert {n for n in committed if n % 2 == 0} == {2, 4}, "the failing key's first batch"
-    assert failure.value.report.as_json() == {
-        "read": 4,  # the whole batches
-        "inserted": len(committed),
-        "duplicates": 0,
-        "rejected": 0,
-    }
+    assert report.inserted == len(committed) and report.duplicates == 0
+    assert report.read == report.inserted + report.rejected
+    assert report.rejected == len(found) >= 1
+    assert {number for number, _ in found} <= set(range(5, 51, 5))
     failed_attempts = services.ledger.attempts - len(services.ledger.batches)
     assert failed_attempts == imports.MAX_ATTEMPTS, "no share tried after the failure"
 
@@ -337,21 +345,51 @@ def test_when_a_share_fails_the_report_counts_exactly_what_was_committed(service
 def test_a_file_that_fails_mid_read_leaves_a_report_of_exactly_what_was_committed(services):
     """Reading fails while a batch is still committing: that batch is waited for (or called
     off before it starts), and the report counts exactly the events committed."""
-    seen: list[imports.ImportReport] = []
 
     def failing():
         yield from lines(25)
         raise OSError("the disk went away")
 
     _, sink = rejections()
+    report = imports.ImportReport()
     with pytest.raises(OSError, match="went away"):
         import_events(
-            services,
-            failing(),
-            on_rejected=sink,
-            batch_size=10,
-            connections=2,
-            on_batch=seen.append,
+            services, failing(), on_rejected=sink, batch_size=10, connections=2, report=report
         )
-    [report] = {id(report): report for report in seen}.values()
     assert report.inserted == len(services.ledger.seen) >= 10
+    assert report.read == report.inserted
+
+
+def test_the_first_line_of_an_id_wins_when_it_comes_again_in_the_next_batch(services):
+    """A connection may commit its share of a batch while the other still commits its share
+    of the batch before: a line of an id seen in the batch before goes to that batch's
+    share of it, behind its first line. Here the first share of batch 1 (line 1, id
+    "twice") is held until the other connection has committed its share of batch 2, which
+    would hold line 3 ("twice" again, another key) if it went by its key."""
+    first, second = keys_of_each_share(services)
+    moment = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    numbered = [
+        (1, UsageEvent("twice", str(first), moment, 100, 1, 1)),
+        (2, UsageEvent("b", str(second), moment, 1, 1, 1)),
+        (3, UsageEvent("twice", str(second), moment, 7, 1, 1)),
+        (4, UsageEvent("d", str(second), moment, 1, 1, 1)),
+    ]
+    batch_two_of_second = threading.Event()
+    ledger = services.ledger
+
+    class Gated:
+        def commit_batch(self, events, prepared=None):
+            numbers = [event[0] for event in events]
+            if numbers == [1]:
+                batch_two_of_second.wait(timeout=2)
+            outcome = ledger.commit_batch(events, prepared)
+            if 4 in numbers:
+                batch_two_of_second.set()
+            return outcome
+
+    ledger.import_session = lambda: contextlib.nullcontext(Gated())
+    _, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink, batch_size=2, connections=2)
+    assert report.as_json() == {"read": 4, "inserted": 3, "duplicates": 1, "rejected": 0}
+    assert services.rollups.rows[(first, DAY)].tokens == 100, "the first line won"
+    assert services.rollups.rows[(second, DAY)].tokens == 2

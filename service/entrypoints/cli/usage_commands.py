@@ -20,7 +20,6 @@ from service.entrypoints.cli.base import Commands, emit, one_line, services
 from service.entrypoints.report_formats import csv_body, table_text
 from service.usecases import event_files, imports, reports
 from service.usecases.figures import usage_for_range
-from service.usecases.imports import ImportFailed
 
 IMPORT_GC_THRESHOLD = 50_000  # allocations between collections of the youngest objects
 IMPORT_SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL when others want it
@@ -70,16 +69,18 @@ def usage_import(ctx: click.Context, file: BinaryIO, fmt: str | None, batch_size
     def rejected(line: int, reason: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
 
+    report, services_here = imports.ImportReport(), services()
     try:
         with _tuned_for_import():
-            report = imports.import_events(
-                services(),
+            imports.import_events(
+                services_here,
                 event_files.read_events(file, fmt),
                 on_rejected=rejected,
                 batch_size=batch_size,
+                report=report,
             )
-    except ImportFailed as failure:
-        emit(failure.report.as_json())
+    except BaseException:  # whatever stopped it: what was committed, then why it stopped
+        emit(report.as_json())
         raise
     emit(report.as_json())
     if report.pending_invalidations:
