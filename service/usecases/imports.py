@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,24 +103,25 @@ def import_events(
         stop = threading.Event()  # a share failed: the shares after it are not tried
         sort = Sorter(connections, retention, services.ledger.prepare_batch)
         settle = partial(_settle, services, report, on_rejected, on_batch)
-        in_flight: list[InFlight] = []  # the batch being settled, then the one committing
+        in_flight: list[InFlight] = []  # handed out and not yet settled, in file order
         try:
             for batch in _read_ahead(lines, batch_size, sort):
-                shares = [
-                    (lane.submit(_commit_share, stop, session, share, prepared), len(share))
-                    for lane, session, share, prepared in zip(
-                        lanes, sessions, batch.shares, batch.prepared, strict=True
-                    )
-                    if share
-                ]
-                in_flight.append(InFlight(batch, shares))
+                handed = InFlight(batch, [])
+                in_flight.append(handed)
+                for lane, session, share, prepared in zip(
+                    lanes, sessions, batch.shares, batch.prepared, strict=True
+                ):
+                    if share:
+                        commit = lane.submit(_commit_share, stop, session, share, prepared)
+                        handed.shares.append((commit, len(share)))
                 if len(in_flight) == 2:
-                    settle(in_flight.pop(0))
+                    settle(in_flight)
             while in_flight:
-                settle(in_flight.pop(0))
-        except BaseException:
-            for rest in in_flight:  # calls off what has not started, counts what committed
-                settle(rest, failed=True)
+                settle(in_flight)
+        except BaseException:  # a share's failure, a read error, an interrupt
+            stop.set()
+            while in_flight:  # calls off what has not started, counts what committed
+                settle(in_flight, failed=True)
             raise
     report.pending_invalidations = not invalidations.replay(services)
     return report
@@ -139,25 +140,30 @@ def _settle(
     report: ImportReport,
     on_rejected: RejectionSink,
     on_batch: Callable[[ImportReport], None] | None,
-    in_flight: InFlight,
+    in_flight: list[InFlight],
     failed: bool = False,
 ) -> None:
-    """Wait for a batch's shares, count those committed and deliver their invalidations; then
-    raise the first share's failure, if any. `failed`: the import is failing, so the shares
-    not yet started are called off, and this batch's own failure is not raised."""
-    batch = in_flight.batch
+    """Wait for the first batch's shares, then take it from `in_flight`, count the shares
+    committed and deliver their invalidations; then raise the first share's failure, if
+    any. An interrupt while waiting leaves the batch in `in_flight`. `failed`: the import
+    is failing, so the shares not yet started are called off, and this batch's own failure
+    is not raised."""
+    shares = in_flight[0].shares
+    if failed:
+        for commit, _ in shares:
+            commit.cancel()
+    wait([commit for commit, _ in shares])
+    batch = in_flight.pop(0).batch
     outcomes: list[Committed] = []
     committed_lines = 0
     failure: BaseException | None = None
-    for future, lines in in_flight.shares:
-        if failed and future.cancel():
+    for commit, lines in shares:
+        if commit.cancelled():
             continue
-        try:
-            outcome = future.result()
-        except BaseException as error:
+        if (error := commit.exception()) is not None:
             failure = failure or error
             continue
-        if outcome is not None:
+        if (outcome := commit.result()) is not None:
             outcomes.append(outcome)
             committed_lines += lines
     # The lines refused before the database, and those of every share committed, are read;
@@ -178,7 +184,7 @@ def _settle(
     invalidations.deliver(services, [row for outcome in outcomes for row in outcome.pending])
     if failure is not None and not failed:
         raise failure
-    if len(outcomes) == len(in_flight.shares) and on_batch is not None:
+    if len(outcomes) == len(shares) and on_batch is not None:
         on_batch(report)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import signal
 import threading
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -188,7 +190,7 @@ def test_without_a_retention_window_nothing_is_dropped_and_old_events_are_import
     assert services.ledger.drops == [] and found == []
 
 
-def test_each_batch_makes_the_cache_forget_its_days_before_the_next_commits(services):
+def test_each_batch_makes_the_cache_forget_its_days_while_the_next_commits(services):
     cache = services.cache
     days = [DAY]
     cache.fill(cache.lease([(Scope(ORG), days)], TODAY), {Scope(ORG): {}}, TODAY)
@@ -287,10 +289,12 @@ def alternating(keys: list[uuid.UUID], count: int) -> list[tuple]:
 
 
 def test_a_connection_goes_on_to_the_next_batch_while_another_still_commits(services):
-    """The first share of the first batch is held until the other connection has committed
-    its share of the second batch: a connection does not wait for the others."""
+    """One connection's share of the first batch (line 2) is held until the other has
+    committed its share of the second batch (line 3): a connection does not wait for the
+    others."""
     first, second = keys_of_each_share(services)
-    numbered = alternating([second, first], 4)  # batches (1, 2) and (3, 4); line 2 is first's
+    # Batches (1, 2) and (3, 4): lines 1 and 3 are first's, 2 and 4 second's.
+    numbered = alternating([second, first], 4)
     second_batch_done = threading.Event()
     committed: list[list[int]] = []
     ledger = services.ledger
@@ -393,3 +397,43 @@ def test_the_first_line_of_an_id_wins_when_it_comes_again_in_the_next_batch(serv
     assert report.as_json() == {"read": 4, "inserted": 3, "duplicates": 1, "rejected": 0}
     assert services.rollups.rows[(first, DAY)].tokens == 100, "the first line won"
     assert services.rollups.rows[(second, DAY)].tokens == 2
+
+
+class Interrupted(BaseException):
+    """What the test's SIGINT handler raises, as Python's own raises KeyboardInterrupt."""
+
+
+def test_an_interrupt_while_a_share_commits_leaves_a_report_that_counts_it(services):
+    """SIGINT reaches the main thread while a connection commits a share, which commits
+    anyway: the import stops, and its report counts that share too."""
+    keys = keys_of_each_share(services)
+    ledger = services.ledger
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    class Interrupting:
+        def commit_batch(self, events, prepared=None):
+            if events[0][0] == 9:  # a share of the third batch
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                time.sleep(0.2)  # the main thread is interrupted meanwhile
+            return ledger.commit_batch(events, prepared)
+
+    ledger.import_session = lambda: contextlib.nullcontext(Interrupting())
+    previous = signal.signal(signal.SIGINT, interrupt)
+    report = imports.ImportReport()
+    try:
+        with pytest.raises(Interrupted):
+            import_events(
+                services,
+                alternating(keys, 40),
+                on_rejected=rejections()[1],
+                batch_size=4,
+                connections=2,
+                report=report,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert 9 in {int(event_id.removeprefix("e-")) for event_id in ledger.seen}
+    assert report.inserted == len(ledger.seen)
+    assert report.read == report.inserted
