@@ -69,7 +69,6 @@ def import_events(
     *,
     on_rejected: RejectionSink,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    on_batch: Callable[[ImportReport], None] | None = None,
     connections: int = CONNECTIONS,
     report: ImportReport | None = None,
 ) -> ImportReport:
@@ -102,7 +101,7 @@ def import_events(
         ]
         stop = threading.Event()  # a share failed: the shares after it are not tried
         sort = Sorter(connections, retention, services.ledger.prepare_batch)
-        settle = partial(_settle, services, report, on_rejected, on_batch)
+        settle = partial(_settle, services, report, on_rejected)
         in_flight: list[InFlight] = []  # handed out and not yet settled, in file order
         try:
             for batch in _read_ahead(lines, batch_size, sort):
@@ -139,7 +138,6 @@ def _settle(
     services: Services,
     report: ImportReport,
     on_rejected: RejectionSink,
-    on_batch: Callable[[ImportReport], None] | None,
     in_flight: list[InFlight],
     failed: bool = False,
 ) -> None:
@@ -184,8 +182,6 @@ def _settle(
     invalidations.deliver(services, [row for outcome in outcomes for row in outcome.pending])
     if failure is not None and not failed:
         raise failure
-    if len(outcomes) == len(shares) and on_batch is not None:
-        on_batch(report)
 
 
 def _commit_share(
