@@ -288,6 +288,28 @@ def alternating(keys: list[uuid.UUID], count: int) -> list[tuple]:
     ]
 
 
+def gated(services, held: int, until: int) -> list[list[int]]:
+    """Import sessions whose share holding line `held` waits (2 s at most) until the share
+    holding line `until` has committed; returns each commit's line numbers, in order."""
+    committed: list[list[int]] = []
+    until_done = threading.Event()
+    ledger = services.ledger
+
+    class Gated:
+        def commit_batch(self, events, prepared=None):
+            numbers = [event[0] for event in events]
+            if held in numbers:
+                until_done.wait(timeout=2)
+            outcome = ledger.commit_batch(events, prepared)
+            committed.append(numbers)
+            if until in numbers:
+                until_done.set()
+            return outcome
+
+    ledger.import_session = lambda: contextlib.nullcontext(Gated())
+    return committed
+
+
 def test_a_connection_goes_on_to_the_next_batch_while_another_still_commits(services):
     """One connection's share of the first batch (line 2) is held until the other has
     committed its share of the second batch (line 3): a connection does not wait for the
@@ -295,22 +317,7 @@ def test_a_connection_goes_on_to_the_next_batch_while_another_still_commits(serv
     first, second = keys_of_each_share(services)
     # Batches (1, 2) and (3, 4): lines 1 and 3 are first's, 2 and 4 second's.
     numbered = alternating([second, first], 4)
-    second_batch_done = threading.Event()
-    committed: list[list[int]] = []
-    ledger = services.ledger
-
-    class Gated:
-        def commit_batch(self, events, prepared=None):
-            numbers = [event[0] for event in events]
-            if numbers == [2]:
-                second_batch_done.wait(timeout=2)
-            outcome = ledger.commit_batch(events, prepared)
-            committed.append(numbers)
-            if numbers == [3]:
-                second_batch_done.set()
-            return outcome
-
-    ledger.import_session = lambda: contextlib.nullcontext(Gated())
+    committed = gated(services, held=2, until=3)
     _, sink = rejections()
     report = import_events(services, numbered, on_rejected=sink, batch_size=2, connections=2)
     assert committed.index([3]) < committed.index([2])
@@ -378,20 +385,7 @@ def test_the_first_line_of_an_id_wins_when_it_comes_again_in_the_next_batch(serv
         (3, UsageEvent("twice", str(second), moment, 7, 1, 1)),
         (4, UsageEvent("d", str(second), moment, 1, 1, 1)),
     ]
-    batch_two_of_second = threading.Event()
-    ledger = services.ledger
-
-    class Gated:
-        def commit_batch(self, events, prepared=None):
-            numbers = [event[0] for event in events]
-            if numbers == [1]:
-                batch_two_of_second.wait(timeout=2)
-            outcome = ledger.commit_batch(events, prepared)
-            if 4 in numbers:
-                batch_two_of_second.set()
-            return outcome
-
-    ledger.import_session = lambda: contextlib.nullcontext(Gated())
+    gated(services, held=1, until=4)
     _, sink = rejections()
     report = import_events(services, numbered, on_rejected=sink, batch_size=2, connections=2)
     assert report.as_json() == {"read": 4, "inserted": 3, "duplicates": 1, "rejected": 0}
