@@ -1,11 +1,18 @@
 """A command's connections (no pool): one kept for the command's steps, never one that a
-step left in a transaction, and a connection of its own for a nested use."""
+step left in a transaction, and a connection of its own for a nested use; a server's pool
+read from several threads at once."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from service.adapters.postgres.pool import CommandDatabase
+from service.adapters.postgres.pool import CommandDatabase, PooledDatabase
+
+SLOW_SECONDS = 0.4
+SLOW_READ = f"SELECT pg_sleep({SLOW_SECONDS})"
 
 
 @pytest.fixture()
@@ -59,3 +66,24 @@ def test_close_closes_the_kept_connections(database):
         pass
     database.close()
     assert outer.closed and inner.closed
+
+
+def test_reads_of_one_pool_from_several_threads_run_at_once(database_url):
+    """A server's threads share its pool and its breaker: a slow SQL read must not hold up
+    the others (each request's key check goes through the same breaker)."""
+    pooled = PooledDatabase(database_url, max_size=4)
+    try:
+        pooled.read(lambda conn: conn.execute("SELECT 1"))  # the pool opened
+        threads = [
+            threading.Thread(target=pooled.read, args=(lambda conn: conn.execute(SLOW_READ),))
+            for _ in range(3)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        pooled.close()
+    assert elapsed < 2 * SLOW_SECONDS, f"3 reads of {SLOW_SECONDS} s took {elapsed:.2f} s"

@@ -18,6 +18,8 @@ from psycopg.adapt import Loader
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from service.adapters.breaker import CircuitBreaker
+
 T = TypeVar("T")
 
 
@@ -72,7 +74,7 @@ class PooledDatabase:
         self._pid: int | None = None
         self._lock = threading.Lock()
         # Only a lost server counts against it: a query's own error is not an outage.
-        self.breaker = pybreaker.CircuitBreaker(
+        self.breaker = CircuitBreaker(
             fail_max=3,
             reset_timeout=1,
             exclude=[lambda error: not isinstance(error, psycopg.OperationalError)],

@@ -30,6 +30,7 @@ from redis.crc import key_slot
 from redis.exceptions import AskError, ClusterDownError, RedisClusterException, TryAgainError
 from redis.retry import Retry
 
+from service.adapters.breaker import CircuitBreaker
 from service.observability import metrics
 from service.usecases.ports import CacheUnavailable
 
@@ -92,7 +93,7 @@ class Breakers:
 
     def node(self, name: str, client: redis.Redis) -> Node:
         state = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
-        breaker = pybreaker.CircuitBreaker(
+        breaker = CircuitBreaker(
             fail_max=self.failures,
             reset_timeout=self.reset_seconds,
             state_storage=state,
