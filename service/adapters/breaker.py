@@ -6,7 +6,14 @@ a worker would take turns at Postgres (or at one Redis): a slow SQL read would h
 every other request's key check. Here a closed breaker's call runs outside the lock, and
 only its outcome is counted under it, by pybreaker's own rules (excluded errors, the
 failure that trips it). Open, it refuses at once as before; half-open, its one trial runs
-under the lock as pybreaker runs it, so the calls behind it wait for the trial's verdict.
+under the lock as pybreaker runs it, and the calls that came meanwhile wait for the
+trial's verdict, then run side by side if it closed the breaker.
+
+An outcome counts only in the closed period its call began in: pybreaker makes a new
+state object at every change, so a call that outlived a trip and a successful trial (a
+statement timeout is longer than Postgres' reset timeout) cannot open the breaker again.
+Listeners hear state changes as ever; none here listens for calls or successes, which
+this path does not report.
 """
 
 from __future__ import annotations
@@ -22,16 +29,20 @@ T = TypeVar("T")
 class CircuitBreaker(pybreaker.CircuitBreaker):
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.current_state != pybreaker.STATE_CLOSED:
-            return super().call(func, *args, **kwargs)
+            with self._lock:
+                if self.current_state != pybreaker.STATE_CLOSED:  # pybreaker's own rules
+                    return super().call(func, *args, **kwargs)
+        period = self._state
         try:
             found = func(*args, **kwargs)
         except BaseException as error:
-            with self._lock:
-                if self.current_state == pybreaker.STATE_CLOSED:
-                    self.state._handle_error(error)  # counts it, and raises it or the trip
+            if self._state is period:
+                with self._lock:
+                    if self._state is period:
+                        period._handle_error(error)  # counts it, and raises it or the trip
             raise
-        if self.fail_counter:  # a success ends a run of failures
+        if self.fail_counter and self._state is period:  # a success ends a run of failures
             with self._lock:
-                if self.current_state == pybreaker.STATE_CLOSED:
-                    self.state._handle_success()
+                if self._state is period:
+                    period._handle_success()
         return found

@@ -130,3 +130,61 @@ def test_a_failure_counted_while_another_call_runs_still_trips_it():
     thread.join(WAIT)
     assert errors == [pybreaker.CircuitBreakerError]
     assert guard.current_state == pybreaker.STATE_OPEN
+
+
+def test_a_failure_of_a_call_begun_before_a_successful_trial_does_not_open_it_again():
+    guard = breaker(fail_max=1, reset_timeout=0.05)
+    inside, release = threading.Event(), threading.Event()
+
+    def outlives_the_outage() -> None:
+        inside.set()
+        release.wait(WAIT)
+        raise Outage()
+
+    errors = []
+
+    def run() -> None:
+        try:
+            guard.call(outlives_the_outage)
+        except BaseException as error:  # noqa: BLE001 - recorded for the assertion
+            errors.append(type(error))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert inside.wait(WAIT)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        guard.call(fail, Outage())
+    time.sleep(0.1)
+    assert guard.call(lambda: "trial") == "trial"  # closed again, by the trial
+    release.set()
+    thread.join(WAIT)
+    assert errors == [Outage]  # its own error, not counted against the new period
+    assert guard.current_state == pybreaker.STATE_CLOSED
+
+
+def test_calls_that_came_during_a_trial_run_side_by_side_once_it_closed_the_breaker():
+    guard = breaker(fail_max=1, reset_timeout=0.05)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        guard.call(fail, Outage())
+    time.sleep(0.1)
+    trial_inside, trial_release = threading.Event(), threading.Event()
+    together = threading.Barrier(2, timeout=WAIT)
+
+    def trial() -> str:
+        trial_inside.set()
+        trial_release.wait(WAIT)
+        return "trial"
+
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(guard.call(trial)))]
+    threads[0].start()
+    assert trial_inside.wait(WAIT)
+    for _ in range(2):  # each waits inside for the other: only possible side by side
+        threads.append(threading.Thread(target=lambda: found.append(guard.call(together.wait))))
+        threads[-1].start()
+    time.sleep(0.05)  # both are behind the trial now
+    trial_release.set()
+    for thread in threads:
+        thread.join(2 * WAIT)
+    assert sorted(map(str, found)) == ["0", "1", "trial"]
+    assert guard.current_state == pybreaker.STATE_CLOSED

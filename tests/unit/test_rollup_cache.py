@@ -11,6 +11,7 @@ import pytest
 
 from service.adapters.redis.layout import Layout, lease_of, shared_buckets
 from service.adapters.redis.rollup_cache import RedisRollupCache
+from service.observability.metrics import REGISTRY
 from service.domain.figures import DayUsage, Scope
 from service.domain.reports import Figures
 from service.usecases.ports import CacheRead, CacheUnavailable
@@ -192,6 +193,20 @@ def test_the_breaker_lets_a_trial_through_after_its_reset_timeout():
     assert cache.available
     assert cache.read(Scope(ORG), [day], TODAY).missing == [day]
     assert cache.breaker.current_state == "closed"
+
+
+def test_the_open_breaker_gauge_follows_the_breaker():
+    server = fakeredis.FakeServer()
+    cache = cache_on(server, breaker_failures=1, breaker_reset_seconds=0.2)
+    day = date(2024, 2, 1)
+    server.connected = False
+    with pytest.raises(CacheUnavailable):
+        cache.read(Scope(ORG), [day], TODAY)
+    assert REGISTRY.get_sample_value("scrubs_cache_breaker_open") == 1
+    server.connected = True
+    time.sleep(0.25)
+    cache.read(Scope(ORG), [day], TODAY)  # the trial, which closes it
+    assert REGISTRY.get_sample_value("scrubs_cache_breaker_open") == 0
 
 
 def test_invalidation_sends_one_script_a_bucket_however_many_days(cache, monkeypatch):

@@ -105,8 +105,14 @@ class Breakers:
         self.nodes.append(node)
         return node
 
-    def any_open(self) -> bool:
-        return any(node.breaker.current_state == pybreaker.STATE_OPEN for node in self.nodes)
+    def any_open(self, changing: pybreaker.CircuitBreaker | None = None, to: str = "") -> bool:
+        """Whether any breaker is open; `changing` counts as in state `to` (pybreaker tells
+        its listeners of a change before it stores the new state)."""
+        return any(
+            (to if node.breaker is changing else node.breaker.current_state)
+            == pybreaker.STATE_OPEN
+            for node in self.nodes
+        )
 
 
 class _BreakerGauge(pybreaker.CircuitBreakerListener):
@@ -114,7 +120,8 @@ class _BreakerGauge(pybreaker.CircuitBreakerListener):
         self.breakers = breakers
 
     def state_change(self, cb, old_state, new_state) -> None:
-        metrics.CACHE_BREAKER_OPEN.set(1 if self.breakers.any_open() else 0)
+        opened = self.breakers.any_open(changing=cb, to=new_state.name)
+        metrics.CACHE_BREAKER_OPEN.set(1 if opened else 0)
 
 
 class OneRedis:
