@@ -31,6 +31,22 @@ def fail(error: BaseException):
     raise error
 
 
+def call_in_thread(guard: CircuitBreaker, func) -> tuple[threading.Thread, list[type]]:
+    """guard.call(func) in a thread of its own, started; the type of what it raised goes
+    in the list."""
+    raised: list[type] = []
+
+    def run() -> None:
+        try:
+            guard.call(func)
+        except BaseException as error:
+            raised.append(type(error))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, raised
+
+
 def test_a_call_runs_while_another_is_still_running():
     guard = breaker()
     first_inside, second_done = threading.Event(), threading.Event()
@@ -113,16 +129,7 @@ def test_a_failure_counted_while_another_call_runs_still_trips_it():
         release.wait(WAIT)
         raise Outage()
 
-    errors = []
-
-    def run_slow() -> None:
-        try:
-            guard.call(slow)
-        except BaseException as error:  # noqa: BLE001 - recorded for the assertion
-            errors.append(type(error))
-
-    thread = threading.Thread(target=run_slow)
-    thread.start()
+    thread, errors = call_in_thread(guard, slow)
     assert inside.wait(WAIT)
     with pytest.raises(Outage):
         guard.call(fail, Outage())
@@ -141,16 +148,7 @@ def test_a_failure_of_a_call_begun_before_a_successful_trial_does_not_open_it_ag
         release.wait(WAIT)
         raise Outage()
 
-    errors = []
-
-    def run() -> None:
-        try:
-            guard.call(outlives_the_outage)
-        except BaseException as error:  # noqa: BLE001 - recorded for the assertion
-            errors.append(type(error))
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, errors = call_in_thread(guard, outlives_the_outage)
     assert inside.wait(WAIT)
     with pytest.raises(pybreaker.CircuitBreakerError):
         guard.call(fail, Outage())

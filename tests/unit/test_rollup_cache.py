@@ -11,9 +11,9 @@ import pytest
 
 from service.adapters.redis.layout import Layout, lease_of, shared_buckets
 from service.adapters.redis.rollup_cache import RedisRollupCache
-from service.observability.metrics import REGISTRY
 from service.domain.figures import DayUsage, Scope
 from service.domain.reports import Figures
+from service.observability.metrics import REGISTRY
 from service.usecases.ports import CacheRead, CacheUnavailable
 
 TODAY = date(2024, 3, 10)

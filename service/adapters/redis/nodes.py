@@ -109,8 +109,7 @@ class Breakers:
         """Whether any breaker is open; `changing` counts as in state `to` (pybreaker tells
         its listeners of a change before it stores the new state)."""
         return any(
-            (to if node.breaker is changing else node.breaker.current_state)
-            == pybreaker.STATE_OPEN
+            (to if node.breaker is changing else node.breaker.current_state) == pybreaker.STATE_OPEN
             for node in self.nodes
         )
 
