@@ -159,6 +159,10 @@ def _settle(
         if commit.cancelled():
             continue
         if (error := commit.exception()) is not None:
+            if isinstance(error, CutShort):  # its committed parts count
+                outcomes.append(error.committed)
+                committed_lines += error.lines
+                error = error.__cause__
             failure = failure or error
             continue
         if (outcome := commit.result()) is not None:
@@ -290,12 +294,23 @@ class Committed:
         )
 
 
+class CutShort(Exception):
+    """A share committed in parts stopped after some had committed: what they came to, and
+    their lines. The failure that stopped it is the cause."""
+
+    def __init__(self, committed: Committed, lines: int) -> None:
+        super().__init__(committed, lines)
+        self.committed = committed
+        self.lines = lines
+
+
 def _commit_batch(
     session: ImportSession, events: list[tuple], prepared: bytes | None = None
 ) -> Committed:
     """Events in one transaction, tried again (whole) when it meets a concurrent import. A
     share that would take a key's day past the largest storable figure is committed in
-    halves, down to the lines that would, which are rejected."""
+    halves, down to the lines that would, which are rejected; a half that then fails
+    raises CutShort, so that the halves committed before it are still counted."""
     lines = f"lines {events[0][0]}-{events[-1][0]}"
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -315,7 +330,13 @@ def _commit_batch(
                 metrics.IMPORTED_EVENTS.labels("rejected").inc()
                 return Committed(rejected=[(number, reason)])
             half = len(events) // 2
-            return _commit_batch(session, events[:half]) + _commit_batch(session, events[half:])
+            first = _commit_batch(session, events[:half])
+            try:
+                return first + _commit_batch(session, events[half:])
+            except CutShort as cut:
+                raise CutShort(first + cut.committed, half + cut.lines) from cut.__cause__
+            except BaseException as failure:
+                raise CutShort(first, half) from failure
     unknown = [
         (number, f"api_key_id {api_key_id} names no API key")
         for number, api_key_id in outcome.unknown_keys

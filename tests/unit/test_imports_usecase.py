@@ -324,6 +324,27 @@ def test_a_connection_goes_on_to_the_next_batch_while_another_still_commits(serv
     assert report.as_json() == {"read": 4, "inserted": 4, "duplicates": 0, "rejected": 0}
 
 
+def test_a_share_halved_for_a_too_large_figure_and_then_failing_counts_its_committed_half(
+    services,
+):
+    """The share is too large whole; its first half commits, its second gives up against
+    concurrent imports: the report still counts the first half."""
+    services.rollups.add(KEY, DayUsage(DAY, 2**63 - 100, 0, 0))
+    moment = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    numbered = [
+        (n, UsageEvent(f"big-{n}", str(KEY), moment, tokens, 1, 1))
+        for n, tokens in enumerate([40, 50, 30, 5, 1], start=1)
+    ]
+    services.ledger.conflicts_when = lambda events: len(events) < 5 and events[-1][0] == 5
+    found, sink = rejections()
+    report = imports.ImportReport()
+    with pytest.raises(ImportFailed):
+        import_events(services, numbered, on_rejected=sink, report=report)
+    assert services.ledger.seen == {"big-1", "big-2"}
+    assert report.as_json() == {"read": 2, "inserted": 2, "duplicates": 0, "rejected": 0}
+    assert found == []
+
+
 def test_when_a_share_fails_the_report_counts_exactly_what_was_committed(services):
     """One connection's shares meet concurrent imports from the second batch on, while the
     other's commit: the import stops, its report counts every event committed (the other
