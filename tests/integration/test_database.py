@@ -86,4 +86,5 @@ def test_reads_of_one_pool_from_several_threads_run_at_once(database_url):
         elapsed = time.perf_counter() - started
     finally:
         pooled.close()
-    assert elapsed < 2 * SLOW_SECONDS, f"3 reads of {SLOW_SECONDS} s took {elapsed:.2f} s"
+    # One after another they take 3 x 0.4 s at least; the slack is for a busy machine.
+    assert elapsed < 2.5 * SLOW_SECONDS, f"3 reads of {SLOW_SECONDS} s took {elapsed:.2f} s"
