@@ -112,7 +112,7 @@ def import_events(
                 ):
                     if share:
                         commit = lane.submit(_commit_share, stop, session, share, prepared)
-                        handed.shares.append((commit, len(share)))
+                        handed.shares.append(commit)
                 if len(in_flight) == 2:
                     settle(in_flight)
             while in_flight:
@@ -131,7 +131,7 @@ class InFlight:
     """A batch whose shares were handed to their connections."""
 
     batch: SortedBatch
-    shares: list[tuple[Future[Committed | None], int]]  # each share's commit, and its lines
+    shares: list[Future[Committed | None]]  # each share's commit
 
 
 def _settle(
@@ -148,32 +148,29 @@ def _settle(
     is not raised."""
     shares = in_flight[0].shares
     if failed:
-        for commit, _ in shares:
+        for commit in shares:
             commit.cancel()
-    wait([commit for commit, _ in shares])
+    wait(shares)
     batch = in_flight.pop(0).batch
     outcomes: list[Committed] = []
-    committed_lines = 0
     failure: BaseException | None = None
-    for commit, lines in shares:
+    for commit in shares:
         if commit.cancelled():
             continue
         if (error := commit.exception()) is not None:
             if isinstance(error, CutShort):  # its committed parts count
                 outcomes.append(error.committed)
-                committed_lines += error.lines
                 error = error.__cause__
             failure = failure or error
             continue
         if (outcome := commit.result()) is not None:
             outcomes.append(outcome)
-            committed_lines += lines
     # The lines refused before the database, and those of every share committed, are read;
     # so read = inserted + duplicates + rejected even for a batch cut short.
     for number, reason in batch.rejected:
         on_rejected(number, reason)
     metrics.IMPORTED_EVENTS.labels("rejected").inc(len(batch.rejected))
-    report.read += len(batch.rejected) + committed_lines
+    report.read += len(batch.rejected) + sum(outcome.lines for outcome in outcomes)
     report.rejected += len(batch.rejected)
     for outcome in outcomes:
         for number, reason in outcome.rejected:
@@ -247,10 +244,8 @@ class Sorter:
             else:
                 share = owner.get(item.event_id)
                 if share is None:
-                    share = self.before.get(item.event_id)
-                    if share is None:
-                        share = hash(item.api_key_id) % self.connections
-                    owner[item.event_id] = share
+                    by_key = hash(item.api_key_id) % self.connections
+                    share = owner[item.event_id] = self.before.get(item.event_id, by_key)
                 shares[share].append((number, *item))
         self.before = owner
         prepared = [self.prepare(share) if share else b"" for share in shares]
@@ -285,6 +280,11 @@ class Committed:
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     pending: list[PendingInvalidation] = field(default_factory=list)
 
+    @property
+    def lines(self) -> int:
+        """The lines it came to: each was inserted, a duplicate or rejected."""
+        return self.inserted + self.duplicates + len(self.rejected)
+
     def __add__(self, other: Committed) -> Committed:
         return Committed(
             self.inserted + other.inserted,
@@ -295,13 +295,12 @@ class Committed:
 
 
 class CutShort(Exception):
-    """A share committed in parts stopped after some had committed: what they came to, and
-    their lines. The failure that stopped it is the cause."""
+    """A share committed in parts stopped after some had committed: what they came to.
+    The failure that stopped it is the cause."""
 
-    def __init__(self, committed: Committed, lines: int) -> None:
-        super().__init__(committed, lines)
+    def __init__(self, committed: Committed) -> None:
+        super().__init__(committed)
         self.committed = committed
-        self.lines = lines
 
 
 def _commit_batch(
@@ -334,9 +333,9 @@ def _commit_batch(
             try:
                 return first + _commit_batch(session, events[half:])
             except CutShort as cut:
-                raise CutShort(first + cut.committed, half + cut.lines) from cut.__cause__
+                raise CutShort(first + cut.committed) from cut.__cause__
             except BaseException as failure:
-                raise CutShort(first, half) from failure
+                raise CutShort(first) from failure
     unknown = [
         (number, f"api_key_id {api_key_id} names no API key")
         for number, api_key_id in outcome.unknown_keys

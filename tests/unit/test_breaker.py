@@ -31,6 +31,19 @@ def fail(error: BaseException):
     raise error
 
 
+def held_then_failing() -> tuple[threading.Event, threading.Event, object]:
+    """A call that says when it is inside, then waits to be released and fails with an
+    Outage: (inside, release, the call)."""
+    inside, release = threading.Event(), threading.Event()
+
+    def call() -> None:
+        inside.set()
+        release.wait(WAIT)
+        raise Outage()
+
+    return inside, release, call
+
+
 def call_in_thread(guard: CircuitBreaker, func) -> tuple[threading.Thread, list[type]]:
     """guard.call(func) in a thread of its own, started; the type of what it raised goes
     in the list."""
@@ -122,13 +135,7 @@ def test_after_its_reset_timeout_a_trial_that_fails_opens_it_again():
 
 def test_a_failure_counted_while_another_call_runs_still_trips_it():
     guard = breaker()
-    inside, release = threading.Event(), threading.Event()
-
-    def slow() -> None:
-        inside.set()
-        release.wait(WAIT)
-        raise Outage()
-
+    inside, release, slow = held_then_failing()
     thread, errors = call_in_thread(guard, slow)
     assert inside.wait(WAIT)
     with pytest.raises(Outage):
@@ -141,13 +148,7 @@ def test_a_failure_counted_while_another_call_runs_still_trips_it():
 
 def test_a_failure_of_a_call_begun_before_a_successful_trial_does_not_open_it_again():
     guard = breaker(fail_max=1, reset_timeout=0.05)
-    inside, release = threading.Event(), threading.Event()
-
-    def outlives_the_outage() -> None:
-        inside.set()
-        release.wait(WAIT)
-        raise Outage()
-
+    inside, release, outlives_the_outage = held_then_failing()
     thread, errors = call_in_thread(guard, outlives_the_outage)
     assert inside.wait(WAIT)
     with pytest.raises(pybreaker.CircuitBreakerError):

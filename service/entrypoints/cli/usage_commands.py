@@ -79,10 +79,8 @@ def usage_import(ctx: click.Context, file: BinaryIO, fmt: str | None, batch_size
                 batch_size=batch_size,
                 report=report,
             )
-    except BaseException:  # whatever stopped it: what was committed, then why it stopped
+    finally:  # whatever stopped it, too: what was committed, then why it stopped
         emit(report.as_json())
-        raise
-    emit(report.as_json())
     if report.pending_invalidations:
         click.echo(
             "The cache has not been told of these events yet (REDIS_URL is empty here, Redis "
