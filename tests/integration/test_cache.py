@@ -83,8 +83,11 @@ def test_late_events_for_cached_days_show_at_once(client, org, cli, tmp_path):
     first = make_events(rng, keys, PAST, 200)
     import_file(cli, write_jsonl(tmp_path / "a.jsonl", first))
     start, end = PAST[0], TODAY
-    assert deltas(client, org, start, end) == expected_deltas(first, start, end)
-    assert deltas(client, org, start, end, keys[1]) == expected_deltas(first, start, end, keys[1])
+    for _ in range(2):  # filled, then read whole from the cache as a dashboard asks again
+        assert deltas(client, org, start, end) == expected_deltas(first, start, end)
+        assert deltas(client, org, start, end, keys[1]) == expected_deltas(
+            first, start, end, keys[1]
+        )
     late = make_events(rng, keys, [*PAST[5:8], TODAY], 30)
     import_file(cli, write_jsonl(tmp_path / "b.jsonl", late))
     assert deltas(client, org, start, end) == expected_deltas(first + late, start, end)

@@ -95,6 +95,25 @@ def test_a_filled_range_reads_back_exactly_and_empty_days_are_hits(cache):
     assert read.found == figures
 
 
+def test_a_question_asked_again_reads_as_before_until_one_of_its_values_changes(cache):
+    range_ = days(date(2024, 1, 25), 15)
+    before = {day: usage(day, 1000 + n) for n, day in enumerate(range_)}
+    cache.fill(cache.lease([(Scope(ORG), range_)], TODAY), {Scope(ORG): before}, TODAY)
+    first = cache.read(Scope(ORG), range_, TODAY)
+    assert cache.read(Scope(ORG), range_, TODAY) is first, "the same replies decode once"
+    assert cache.read(Scope(ORG), range_[1:], TODAY).found == dict(list(before.items())[1:])
+    assert cache.read(Scope(ORG, KEY), range_, TODAY).missing == range_
+    changed = range_[4]
+    cache.invalidate([(ORG, KEY, changed)], TODAY)
+    assert cache.read(Scope(ORG), range_, TODAY).missing == [changed]
+    after = before | {changed: usage(changed, 5)}
+    lease = cache.lease([(Scope(ORG), [changed])], TODAY)
+    cache.fill(lease, {Scope(ORG): {changed: after[changed]}}, TODAY)
+    again = cache.read(Scope(ORG), range_, TODAY)
+    assert again.found == after and again.missing == []
+    assert first.found == before, "a read given out is never changed"
+
+
 def test_big_figures_survive_exactly(cache):
     day = date(2024, 1, 5)
     big = DayUsage(day, 2**63 - 1, 2**31 - 1, 2**53 - 1)

@@ -134,6 +134,25 @@ def test_the_answer_written_as_text_is_the_dict_written_by_a_json_encoder(days, 
     assert json.loads(summary_json(summary))["total"]["tokens"] == sum(day[1] for day in days)
 
 
+def test_the_same_figures_are_written_once_and_other_figures_or_keys_anew():
+    figures = DailyFigures.of(DAYS)
+    first = summary_json(UsageSummary(None, figures))
+    assert summary_json(UsageSummary(None, figures)) is first
+    assert json.loads(first)["api_key"] is None
+    assert json.loads(summary_json(UsageSummary(KEY, figures)))["api_key"]["revoked_at"] is None
+    revoked = replace(KEY, revoked_at=datetime(2024, 3, 1, tzinfo=UTC))
+    written = json.loads(summary_json(UsageSummary(revoked, figures)))
+    assert written["api_key"]["revoked_at"] is not None
+    fewer = DailyFigures.of(DAYS[:1])
+    written = json.loads(summary_json(UsageSummary(None, fewer)))
+    assert written["total"]["tokens"] == DAYS[0].tokens and list(written["deltas"]) == [
+        DAYS[0].day.isoformat()
+    ]
+    assert json.loads(summary_json(UsageSummary(None, figures)))["total"]["tokens"] == sum(
+        day.tokens for day in DAYS
+    )
+
+
 def test_only_days_with_some_usage_are_kept_in_order():
     day = date(2024, 5, 1)
     kept = [DayUsage(day, 0, 0, 1), DayUsage(day, 0, 2, 0), DayUsage(day, 3, 0, 0)]
