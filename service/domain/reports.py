@@ -130,9 +130,17 @@ class Cells:
     at_edge_points: Callable[[list], tuple] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # A plan has two edges at least, so each getter gives a tuple.
-        object.__setattr__(self, "at_edge_days", itemgetter(*self.edge_days))
-        object.__setattr__(self, "at_edge_points", itemgetter(*self.edge_point_index))
+        object.__setattr__(self, "at_edge_days", _picker(self.edge_days))
+        object.__setattr__(self, "at_edge_points", _picker(self.edge_point_index))
+
+
+def _picker(indices: tuple[int, ...]) -> Callable[[list], tuple]:
+    """The values at `indices` of a list, as a tuple even for one index: a range of only a
+    date that never existed in its zone (Apia, 2011-12-30) has one edge and no bucket."""
+    if len(indices) == 1:
+        (only,) = indices
+        return lambda values: (values[only],)
+    return itemgetter(*indices)
 
 
 def cells_for(plan: BucketPlan) -> Cells:

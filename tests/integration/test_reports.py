@@ -480,6 +480,12 @@ def test_an_accept_header_that_allows_neither_json_nor_csv_is_406(client, org, a
         ("text/csv", "text/csv; charset=utf-8"),
         ("application/json;q=0.5, text/csv", "text/csv; charset=utf-8"),
         ("text/csv;q=0.5, application/json", "application/json"),
+        ("text/csv; charset=utf-8", "text/csv; charset=utf-8"),
+        ("text/csv; header=present", "text/csv; charset=utf-8"),
+        ("application/json; charset=utf-8", "application/json"),
+        ("text/csv; charset=utf-8; q=0.4, application/json; q=0.5", "application/json"),
+        ("text/csv;charset=utf-8, application/json;q=0.5", "text/csv; charset=utf-8"),
+        ("image/png, text/*; format=x", "text/csv; charset=utf-8"),
     ],
 )
 def test_the_accept_header_chooses_json_or_csv(client, org, accept, kind):
@@ -487,6 +493,30 @@ def test_the_accept_header_chooses_json_or_csv(client, org, accept, kind):
     response = api_request(client, org, BASE, headers=headers)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == kind
+
+
+@pytest.mark.parametrize(
+    ("name", "day"),
+    [("Pacific/Apia", "2011-12-30"), ("Pacific/Fakaofo", "2011-12-30"),
+     ("Pacific/Kwajalein", "1993-08-21")],
+)  # fmt: skip
+@pytest.mark.parametrize("granularity", ["hour", "day", "week", "month"])
+@pytest.mark.parametrize("accept", [None, "text/csv"])
+def test_a_range_of_a_date_that_never_existed_in_the_zone_has_no_usage(
+    client, org, name, day, granularity, accept
+):
+    never = date.fromisoformat(day)
+    for group_by in (None, "api_key"):
+        options = {} if group_by is None else {"group_by": group_by}
+        response = ask(client, org, name, granularity, never, never, accept, **options)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        if accept:
+            assert response.get_data(as_text=True).splitlines()[1:] == []
+            continue
+        body = response.get_json()
+        assert body["total"] == dict.fromkeys(METRICS, 0) and body["deltas"] == {}
+        assert body["query"]["start"] == body["query"]["end"]
+        assert body.get("groups", []) == []
 
 
 def test_check_5_comes_before_406_and_406_before_checks_6_and_7(client, org, make_org):

@@ -8,6 +8,7 @@ from functools import cache, lru_cache
 from types import MappingProxyType
 
 from flask import Blueprint, Request, Response, request
+from werkzeug.datastructures import MIMEAccept
 
 from schemas.usage_analytics import OPTIONS, UsageAnalyticsRequest
 from service.domain.errors import NotAcceptable
@@ -68,7 +69,10 @@ def answer_format(request: Request) -> str | None:
     accept = request.environ.get(ACCEPT_ENVIRON, "").strip()
     if not accept or accept in ("*/*", JSON):  # what most clients send: no need to parse it
         return JSON
-    return request.accept_mimetypes.best_match([JSON, CSV])
+    # A media range's parameters other than q (`charset=utf-8`, `header=present`) do not
+    # narrow the choice: both answers are UTF-8, and the CSV has its header row.
+    ranges = [(item.split(";", 1)[0].strip(), q) for item, q in request.accept_mimetypes]
+    return MIMEAccept(ranges).best_match([JSON, CSV])
 
 
 @blueprint.post(PATH)
