@@ -11,9 +11,14 @@ a local date that never existed (Apia, 2011-12-30) makes an empty bucket, which 
 - week: the Monday's `YYYY-MM-DD`, Monday to Sunday, cut to the range at both ends.
 - month: `YYYY-MM`, cut to the range at both ends.
 - hour: local RFC 3339 of the bucket's start, `2025-11-02T01:00:00-04:00` (a zero offset is
-  `+00:00`): edges where the clock reads HH:00:00, and every day's first instant. A
+  `+00:00`): edges where the clock reads HH:00:00, at every change of offset and at every
+  day's first instant, so that a bucket is one hour of the local clock at one offset. A
   fall-back repeats 01:00 (two buckets, told apart by their offsets); a skipped hour does
-  not exist; Lord Howe's 30-minute changes make a 90-minute 01:00.
+  not exist; a change of 30 or 45 minutes leaves part of an hour: when Lord Howe's clocks
+  go from 02:00 to 02:30, hour 2 is the half hour `02:30:00+11:00`, and when they go back
+  from 02:00 to 01:30, the repeated half hour is `01:30:00+10:30`. A change off the UTC
+  quarter-hours (St John's at 00:01, until 2011) stays within the hour it falls in: the
+  rollups could not split there.
 
 Every edge falls on a UTC quarter-hour for every zone since 1980 (every offset in use since
 then is a multiple of 15 minutes); older history with other offsets (Monrovia's -00:44:30)
@@ -202,8 +207,10 @@ def _offset_text(offset: int, seconds: bool = False) -> str:
 
 
 def _hours(zone_name: str, day_starts: list[int], day_offsets: list[int]) -> BucketPlan:
-    """Hour buckets: an edge wherever the local clock reads HH:00:00, and at every day's
-    first instant (so that hours nest in days)."""
+    """Hour buckets: an edge wherever the local clock reads HH:00:00, wherever the offset
+    changes on a UTC quarter-hour (after a change of 30 or 45 minutes the clock reads
+    another hour, or an hour again) and at every day's first instant (so that hours nest
+    in days)."""
     begin, finish = day_starts[0], day_starts[-1]
     if begin == finish:
         return BucketPlan([], [begin])
@@ -218,6 +225,10 @@ def _hours(zone_name: str, day_starts: list[int], day_offsets: list[int]) -> Buc
         first_hour = -(-(low + offset) // HOUR) * HOUR - offset
         for second in range(first_hour, high, HOUR):
             found[second] = offset
+        # A change off the quarter-hours stays in the hour it falls in (module docstring).
+        changed = offset != offsets[n - 1] and segment_start % QUARTER == 0
+        if changed and begin < segment_start < finish:
+            found.setdefault(segment_start, offset)
     for second, offset in zip(day_starts, day_offsets, strict=True):
         if second < finish:
             found.setdefault(second, offset)

@@ -31,8 +31,10 @@ def offset_text(moment: datetime) -> str:
 
 def bucket_of(instant: datetime, name: str, granularity: str) -> str:
     """The key of the bucket the instant counts in: its local date, the Monday of its week,
-    its month, or the local clock's last HH:00:00 reading at or before it (looked back for
-    minute by minute, so that a repeated or a 90-minute hour comes out as it happened)."""
+    its month, or the local reading at the start of its local clock hour at its offset
+    (looked back for minute by minute while the clock shows the same date and hour, and no
+    change of offset on a UTC quarter-hour, so that a repeated or a partial hour comes out
+    as it happened)."""
     moment = local(instant, name)
     if granularity == "day":
         return moment.date().isoformat()
@@ -41,12 +43,13 @@ def bucket_of(instant: datetime, name: str, granularity: str) -> str:
     if granularity == "month":
         return moment.date().isoformat()[:7]
     probe = instant.replace(second=0, microsecond=0)
-    day = moment.date()
+    seen = local(probe, name)
     while True:
-        seen = local(probe, name)
-        if (seen.minute == 0 and seen.second == 0) or local(probe - MINUTE, name).date() != day:
+        before = local(probe - MINUTE, name)
+        changed = before.utcoffset() != seen.utcoffset() and probe.minute % 15 == 0
+        if (before.date(), before.hour) != (seen.date(), seen.hour) or changed:
             return f"{seen.date().isoformat()}T{seen.strftime('%H:%M:%S')}{offset_text(seen)}"
-        probe -= MINUTE
+        probe, seen = probe - MINUTE, before
 
 
 def first_instant(day: date, name: str) -> datetime:
@@ -58,12 +61,14 @@ def first_instant(day: date, name: str) -> datetime:
 
 
 def local_hour_starts(day: date, name: str) -> list[datetime]:
-    """The UTC instants of the day at which the local clock reads HH:00:00."""
+    """The UTC instants of the day at which the local clock reads HH:00:00, or the offset
+    changes."""
     found = []
     probe = first_instant(day, name)
     end = first_instant(day + timedelta(days=1), name)
     while probe < end:
-        if local(probe, name).minute == 0:
-            found.append(probe)
+        seen = local(probe, name)
+        if seen.minute == 0 or seen.utcoffset() != local(probe - MINUTE, name).utcoffset():
+            found.append(probe)  # an edge, or where a change splits an hour
         probe += MINUTE
     return found

@@ -81,15 +81,18 @@ def hours(p: BucketPlan) -> list[float]:
 def sweep(zone: str, first: date, last: date) -> tuple[dict[int, int], list[tuple[int, str]]]:
     """Minute by minute over the UTC timeline (to the second where the local date moves on),
     from two days before `first` to two days after `last`: the first instant of every local
-    date, and every instant where the clock reads HH:00:00 or a local date begins, with its
-    local RFC 3339 reading."""
+    date, and every instant where the clock reads HH:00:00, the offset changes or a local
+    date begins, with its local RFC 3339 reading."""
     begin, end = midnight(first) - 2 * DAY, midnight(last) + 3 * DAY
     latest = local(zone, begin).date()
+    offset = local(zone, begin).utcoffset()
     first_instants: dict[int, int] = {}  # by date ordinal
     edges: list[tuple[int, str]] = []
     for second in range(begin + 60, end, 60):
         reading = datetime.fromtimestamp(second, oracle_zone(zone))
-        on_the_hour = reading.minute == 0 and reading.second == 0
+        changed = reading.utcoffset() != offset and second % 900 == 0  # else not split
+        offset = reading.utcoffset()
+        on_the_hour = (reading.minute == 0 and reading.second == 0) or changed
         if reading.date() > latest:
             moved = second - 59
             while local(zone, moved).date() <= latest:
@@ -171,7 +174,8 @@ def bucket_date(zone: str, second: int) -> date:
 
 def bucket_key(zone: str, granularity: str, second: int, day: date) -> str:
     """The key of the bucket of an event at `second` (whose bucket date is `day`), read from
-    the local clock alone: for hours, the reading at the latest HH:00:00 or day start."""
+    the local clock alone: for hours, the reading at the latest HH:00:00, change of offset
+    or day start."""
     if granularity == "day":
         return day.isoformat()
     if granularity == "week":
@@ -182,6 +186,8 @@ def bucket_key(zone: str, granularity: str, second: int, day: date) -> str:
     for _ in range(4 * 60):
         reading = local(zone, back)
         if (reading.minute, reading.second) == (0, 0):
+            return reading.isoformat()
+        if reading.utcoffset() != local(zone, back - 60).utcoffset() and back % 900 == 0:
             return reading.isoformat()
         if reading.date() > local(zone, back - 60).date() and all(
             local(zone, s).date() < reading.date() for s in range(back - LOOKBACK, back, 60)
@@ -422,28 +428,42 @@ def test_hours_begin_on_the_local_hour_in_zones_off_whole_hours(
 
 
 @pytest.mark.parametrize(
-    ("day", "length", "second_and_third"),
-    [
-        ("2024-04-07", 24.5, ["2024-04-07T01:00:00+11:00", "2024-04-07T02:00:00+10:30"]),
-        ("2024-10-06", 23.5, ["2024-10-06T01:00:00+10:30", "2024-10-06T03:00:00+11:00"]),
+    ("day", "length", "around_the_change"),
+    [  # 02:00 at +11:00 became 01:30 at +10:30; 02:00 at +10:30 became 02:30 at +11:00
+        ("2024-04-07", 24.5, [("2024-04-07T01:00:00+11:00", 1), ("2024-04-07T01:30:00+10:30", 0.5),
+                              ("2024-04-07T02:00:00+10:30", 1)]),
+        ("2024-10-06", 23.5, [("2024-10-06T01:00:00+10:30", 1), ("2024-10-06T02:30:00+11:00", 0.5),
+                              ("2024-10-06T03:00:00+11:00", 1)]),
     ],
-)
-def test_lord_howes_half_hour_changes_make_one_90_minute_1_oclock(day, length, second_and_third):
+)  # fmt: skip
+def test_lord_howes_half_hour_changes_make_a_half_hour_of_their_own(day, length, around_the_change):
     assert hours(plan_of(day, day, "Australia/Lord_Howe")) == [length]
     p = plan_of(day, day, "Australia/Lord_Howe", "hour")
-    assert p.keys[1:3] == second_and_third
-    assert [(k, h) for k, h in zip(p.keys, hours(p), strict=True) if h != 1] == [(p.keys[1], 1.5)]
+    assert list(zip(p.keys, hours(p), strict=True))[1:4] == around_the_change
+    assert [h for h in hours(p) if h != 1] == [0.5]
     assert_brute_force_agrees("Australia/Lord_Howe", day, day, "hour")
 
 
-def test_chathams_changes_at_3_45_keep_hour_buckets_of_one_hour():
+def test_chathams_changes_at_3_45_split_the_hours_they_fall_in():
+    # 03:45 at +13:45 became 02:45 at +12:45: hour 3 (45 minutes), the last quarter of hour 2
+    # again, then hour 3 again.
     autumn = plan_of("2024-04-07", "2024-04-07", "Pacific/Chatham", "hour")
-    assert (len(autumn.keys), set(hours(autumn))) == (25, {1})
     assert autumn.edges[0] == utc("2024-04-06T10:15")
-    assert autumn.keys[3:5] == ["2024-04-07T03:00:00+13:45", "2024-04-07T03:00:00+12:45"]
+    assert list(zip(autumn.keys, hours(autumn), strict=True))[3:6] == [
+        ("2024-04-07T03:00:00+13:45", 0.75),
+        ("2024-04-07T02:45:00+12:45", 0.25),
+        ("2024-04-07T03:00:00+12:45", 1),
+    ]
+    assert (len(autumn.keys), sum(hours(autumn))) == (26, 25)
+    # 02:45 at +12:45 became 03:45 at +13:45: hour 2 (45 minutes), the last quarter of hour 3.
     spring = plan_of("2024-09-29", "2024-09-29", "Pacific/Chatham", "hour")
-    assert (len(spring.keys), set(hours(spring))) == (23, {1})
-    assert spring.keys[2:4] == ["2024-09-29T02:00:00+12:45", "2024-09-29T04:00:00+13:45"]
+    assert list(zip(spring.keys, hours(spring), strict=True))[2:5] == [
+        ("2024-09-29T02:00:00+12:45", 0.75),
+        ("2024-09-29T03:45:00+13:45", 0.25),
+        ("2024-09-29T04:00:00+13:45", 1),
+    ]
+    assert (len(spring.keys), sum(hours(spring))) == (24, 23)
+    assert_brute_force_agrees("Pacific/Chatham", date(2024, 4, 6), date(2024, 4, 8), "hour")
     assert_brute_force_agrees("Pacific/Chatham", date(2024, 9, 28), date(2024, 9, 30), "hour")
 
 
