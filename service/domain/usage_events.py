@@ -77,6 +77,13 @@ TOO_OLD = (
 )
 
 
+FORGOTTEN = (
+    "occurred_at is before {day}: the ids of events before then were forgotten when a"
+    " retention window (EVENT_RETENTION_DAYS) dropped them, so it could not be told from a"
+    " resend"
+)
+
+
 def retention_cutoff(now: datetime, retention_days: int | None) -> datetime | None:
     """The first moment the retention window keeps, by the import's clock `now`: midnight
     UTC `retention_days` days before today. None when every event is kept."""

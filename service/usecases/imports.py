@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from itertools import islice
 
 from service.domain.usage_events import (
+    FORGOTTEN,
     IN_THE_FUTURE,
     TOO_OLD,
     InvalidEvent,
@@ -83,12 +84,14 @@ def import_events(
     returns; any left from earlier imports are delivered at the end.
 
     With a retention window (EVENT_RETENTION_DAYS), raw events past it are dropped first
-    and lines older than it are rejected: too old to be told from a resend."""
+    and lines older than it are rejected: too old to be told from a resend. So are lines
+    older than any window applied before, whatever this import's (Ledger.ids_kept_from)."""
     report = ImportReport() if report is None else report
     retention = services.settings.event_retention_days
     cutoff = retention_cutoff(datetime.now(UTC), retention)
     if cutoff is not None:
         services.ledger.drop_events_before(cutoff.date())
+    kept_from = services.ledger.ids_kept_from()
     with ExitStack() as stack:
         sessions = [
             stack.enter_context(services.ledger.import_session()) for _ in range(connections)
@@ -100,7 +103,7 @@ def import_events(
             for n in range(connections)
         ]
         stop = threading.Event()  # a share failed: the shares after it are not tried
-        sort = Sorter(connections, retention, services.ledger.prepare_batch)
+        sort = Sorter(connections, retention, services.ledger.prepare_batch, kept_from)
         settle = partial(_settle, services, report, on_rejected)
         in_flight: list[InFlight] = []  # handed out and not yet settled, in file order
         try:
@@ -218,6 +221,7 @@ class Sorter:
     connections: int
     retention: int | None
     prepare: Callable[[list[tuple]], bytes]
+    ids_kept_from: date | None = None  # lines of events before it are refused (forgotten ids)
     # The share each event_id of the batch before went to: a connection may still be
     # committing its share of that batch while the other commits its share of this one.
     before: dict[str, int] = field(default_factory=dict)
@@ -230,6 +234,8 @@ class Sorter:
         now = datetime.now(UTC)
         latest = latest_acceptable(now)
         cutoff = retention_cutoff(now, self.retention)
+        kept_from = self.ids_kept_from
+        forgotten = None if kept_from is None else datetime(*kept_from.timetuple()[:3], tzinfo=UTC)
         shares: list[list[tuple]] = [[] for _ in range(self.connections)]
         rejected: list[tuple[int, str]] = []
         owner: dict[str, int] = {}  # event_id: the share of its first line
@@ -241,6 +247,8 @@ class Sorter:
             elif cutoff is not None and item.occurred_at < cutoff:
                 reason = TOO_OLD.format(days=self.retention, cutoff=cutoff.date())
                 rejected.append((number, reason))
+            elif forgotten is not None and item.occurred_at < forgotten:
+                rejected.append((number, FORGOTTEN.format(day=kept_from)))
             else:
                 share = owner.get(item.event_id)
                 if share is None:

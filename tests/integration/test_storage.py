@@ -189,6 +189,21 @@ def test_the_retention_window_drops_old_months_whole_and_every_answer_stays(own_
     for key in org.key_ids:
         assert after[key] == expected_deltas(events + accepted, start, end, key)
 
+    # The whole file again, with no window or a wider one: the ids before the cutoff are
+    # forgotten, so those lines are refused, never counted a second time.
+    forgotten = sum(1 for event in events if event.day < cutoff)
+    for again in (forever, settings_for(own_database, event_retention_days=3000)):
+        ran = run_command(again, "usage", "import", str(tmp_path / "all.jsonl"))
+        assert ran.exit_code == 1
+        assert json.loads(ran.stdout.strip().splitlines()[-1]) == {
+            "read": 400,
+            "inserted": 0,
+            "duplicates": 400 - forgotten,
+            "rejected": forgotten,
+        }
+        assert f"before {cutoff}" in ran.stderr
+        assert answers(own_database, org, start, end) == after
+
 
 def hot_share(url: str, table: str) -> tuple[int, int]:
     """(updates, HOT updates) of a table, once the statistics have caught up."""

@@ -106,6 +106,7 @@ class FakeLedger:
     seen: set[str] = field(default_factory=set)
     seen_on: dict[str, date] = field(default_factory=dict)  # the UTC day of each seen id
     drops: list[date] = field(default_factory=list)  # the cutoff of each drop_events_before
+    kept_from: date | None = None  # ids_kept_from
     outbox: dict[int, PendingInvalidation] = field(default_factory=dict)
     batches: list[list[int]] = field(default_factory=list)  # line numbers of each commit
     attempts: int = 0
@@ -174,11 +175,15 @@ class FakeLedger:
 
     def drop_events_before(self, cutoff: date) -> list[str]:
         self.drops.append(cutoff)
+        self.kept_from = max(cutoff, self.kept_from or cutoff)
         for event_id, day in list(self.seen_on.items()):
             if day < cutoff:
                 self.seen.discard(event_id)
                 del self.seen_on[event_id]
         return []
+
+    def ids_kept_from(self) -> date | None:
+        return self.kept_from
 
     def pending_invalidations(
         self, organisation_id: UUID | None = None, limit: int = 1000

@@ -190,6 +190,31 @@ def test_without_a_retention_window_nothing_is_dropped_and_old_events_are_import
     assert services.ledger.drops == [] and found == []
 
 
+@pytest.mark.parametrize("window", [None, 30, 700])
+def test_lines_older_than_any_window_applied_before_are_rejected_whatever_this_ones(
+    services, window
+):
+    forgot = datetime.now(UTC).date() - timedelta(days=60)
+    services.ledger.drop_events_before(forgot)  # an import with a window of 60 days, once
+    settings = dataclasses.replace(services.settings, event_retention_days=window)
+    services = dataclasses.replace(services, settings=settings)
+    midnight = datetime(forgot.year, forgot.month, forgot.day, tzinfo=UTC)
+    numbered = [
+        (1, UsageEvent("forgotten", str(KEY), midnight - timedelta(microseconds=1), 1, 1, 1)),
+        (2, UsageEvent("known", str(KEY), midnight, 1, 1, 1)),
+    ]
+    found, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink)
+    if window == 30:  # its own window is the narrower: its reason, and its drop
+        assert report.as_json() == {"read": 2, "inserted": 0, "duplicates": 0, "rejected": 2}
+        assert "EVENT_RETENTION_DAYS=30" in found[0][1]
+        return
+    assert report.as_json() == {"read": 2, "inserted": 1, "duplicates": 0, "rejected": 1}
+    assert [number for number, _ in found] == [1]
+    assert f"before {forgot}" in found[0][1] and "forgotten" in found[0][1]
+    assert "forgotten" not in services.ledger.seen
+
+
 def test_each_batch_makes_the_cache_forget_its_days_while_the_next_commits(services):
     cache = services.cache
     days = [DAY]

@@ -94,6 +94,11 @@ COMMIT_STAGED = """
                s.stt_duration, s.usage
         FROM staged_events s
         JOIN api_keys k ON k.id = s.api_key_id
+        -- Never an event whose id may have been forgotten: the import refuses those lines
+        -- before they are staged; one let through as another import moved the day (a
+        -- retention drop) changes nothing here, and counts as a duplicate.
+        WHERE s.occurred_at >= ALL (SELECT day::timestamp AT TIME ZONE 'UTC'
+                                    FROM event_ids_kept_from)
         ORDER BY s.event_id, s.line_no
     ), unseen AS (
         INSERT INTO usage_event_ids (event_id, occurred_on)
@@ -296,14 +301,27 @@ class PostgresLedger:
 
     def drop_events_before(self, cutoff: date) -> list[str]:
         """The retention window: every month of raw events that ends by `cutoff` is dropped
-        whole, and the ids of events before it are forgotten. Rollups are untouched. Returns
-        the partitions dropped."""
+        whole, and the ids of events before it are forgotten, which ids_kept_from then
+        says (in the same transaction). Rollups are untouched. Returns the partitions
+        dropped."""
         with self.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO event_ids_kept_from (day) VALUES (%s) ON CONFLICT (singleton)"
+                " DO UPDATE SET day = greatest(event_ids_kept_from.day, excluded.day)",
+                (cutoff,),
+            )
             expired = [row[0] for row in conn.execute(EXPIRED_PARTITIONS, (cutoff,))]
             for name in expired:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
             conn.execute("DELETE FROM usage_event_ids WHERE occurred_on < %s", (cutoff,))
         return expired
+
+    def ids_kept_from(self) -> date | None:
+        """The UTC day from which the ids of imported events are all known: those of events
+        before it were forgotten by a retention window. None when none ever was."""
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT day FROM event_ids_kept_from").fetchone()
+        return None if row is None else row[0]
 
     def forget_invalidations(self, ids: list[int]) -> None:
         """Delivered: the cache has forgotten these rows' days."""
