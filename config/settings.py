@@ -7,8 +7,9 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 DEFAULT_DATABASE_URL = "postgresql:///scrubs_analytics"
@@ -43,8 +44,14 @@ class Settings:
     event_retention_days: int | None = None  # raw events kept this long; None: forever
 
     def __post_init__(self) -> None:
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        _check_database_url(self.database_url)
+        if self.redis_url:
+            _check_redis_url(self.redis_url)
+        if self.max_range_days > MAX_RANGE_DAYS:
+            raise SettingsError(
+                f"MAX_RANGE_DAYS must be at most {MAX_RANGE_DAYS:,} (100 years), got"
+                f" {self.max_range_days}"
+            )
         if self.redis_cluster and self.redis_url:
             if self.redis_url.startswith("unix://"):
                 raise SettingsError("REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL")
@@ -115,6 +122,41 @@ class Settings:
             ),
             event_retention_days=_retention_days(env),
         )
+
+
+MAX_RANGE_DAYS = 36_500  # a century: a longer range is no question a dashboard asks
+
+
+def _check_database_url(url: str) -> None:
+    """A URL (postgresql://…) or key=value pairs, as libpq reads them. The message never
+    repeats the value: it may hold a password."""
+    try:
+        ports = str(conninfo_to_dict(url).get("port") or "")
+    except psycopg.Error:
+        raise SettingsError(
+            "DATABASE_URL is not a Postgres connection string: use a URL such as"
+            " postgresql://user@host:5432/name, or key=value pairs"
+        ) from None
+    if ports and not all(port.isascii() and port.isdigit() for port in ports.split(",")):
+        raise SettingsError("DATABASE_URL has a port that is not a number")
+
+
+def _check_redis_url(url: str) -> None:
+    """What redis-py would otherwise take quietly: a port that is no number fails only
+    when a connection is made, and a database that is no number means database 0."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        database = dict(parse_qsl(parts.query)).get("db", "")
+    else:
+        try:
+            parts.port  # noqa: B018 (read for its check)
+        except ValueError:
+            raise SettingsError("REDIS_URL has a port that is not a number 0-65535") from None
+        database = parts.path.strip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise SettingsError("REDIS_URL names a database that is not a number (such as /0)")
 
 
 def default_workers() -> int:

@@ -112,3 +112,46 @@ def test_a_retention_window_past_a_century_is_refused_by_name(value):
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({"EVENT_RETENTION_DAYS": value})
     assert "EVENT_RETENTION_DAYS" in str(raised.value) and "36,500" in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["36501", "99999999999999999999"])
+def test_a_range_past_a_century_is_refused_by_name(value):
+    """Found: 10^20 was taken, and a query over 8,000 years then took 27 s of a worker."""
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"MAX_RANGE_DAYS": value})
+    assert "MAX_RANGE_DAYS" in str(raised.value) and "36,500" in str(raised.value)
+    assert Settings.from_env({"MAX_RANGE_DAYS": "36500"}).max_range_days == 36_500
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "notaurl"),
+        ("DATABASE_URL", "postgresql://scrubs:s3cret-pw@db.internal:notaport/x"),
+        ("DATABASE_URL", "host=db.internal port=x password=s3cret-pw"),
+        ("REDIS_URL", "redis://127.0.0.1:notaport/9"),
+        ("REDIS_URL", "redis://:s3cret-pw@127.0.0.1:99999/0"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/abc"),
+        ("REDIS_URL", "unix:///run/redis.sock?db=first"),
+    ],
+)
+def test_connection_strings_that_cannot_connect_are_refused_by_name_without_the_secret(name, value):
+    """Found: a psycopg traceback, workers failing over and over, and a database path that
+    is no number taken quietly as database 0."""
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({name: value})
+    assert name in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "postgresql://h1:5432,h2:5433/x"),
+        ("DATABASE_URL", "host=/var/run/postgresql dbname=x"),
+        ("REDIS_URL", "redis://:pw@127.0.0.1:6380/15"),
+        ("REDIS_URL", "rediss://cache.internal"),
+        ("REDIS_URL", "unix:///run/redis.sock?db=2"),
+    ],
+)
+def test_connection_strings_that_can_connect_are_taken(name, value):
+    assert getattr(Settings.from_env({name: value}), name.lower()) == value
