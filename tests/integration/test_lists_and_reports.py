@@ -158,6 +158,9 @@ def test_a_table_report_lines_up_and_ends_with_the_total(client, cli, reported):
         (["--end", "2024-02-01"], "--end"),
         (["--start", "2024-3-1"], "--start"),
         (["--granularity", "hour", "--end", "2024-05-01"], "--granularity"),
+        # Rules checked once the zone's dates are worked out: bad usage all the same.
+        (["--time-zone", "Asia/Kolkata", "--start", "1900-01-01", "--end", "1900-01-02"], "start"),
+        (["--time-zone", "UTC", "--end", "9999-12-31", "--start", "9999-12-31"], "end_date"),
     ],
 )
 def test_a_report_that_breaks_a_rule_is_bad_usage_in_one_line(cli, reported, options, named):

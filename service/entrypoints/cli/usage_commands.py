@@ -142,6 +142,8 @@ def usage_report(
         prepared = reports.prepare(services(), ReportQuery.from_body(loaded))
         result = reports.report(services(), principal, prepared, every_group=True)
     except QueryRefused as refused:
+        if refused.code == "invalid_request":  # the API's 400: the options break a rule
+            raise click.UsageError(one_line(refused.detail)) from None
         raise click.ClickException(refused.detail) from None
     if fmt == "json":
         emit(result.as_json())
