@@ -229,7 +229,7 @@ def scope_figures(
             every, usable = None, False
         if every is not None:
             metrics.CACHE_HIT_DAYS.inc(len(cells.days) * len(scopes))
-            return [bucket_figures_of(cells, numbers) for numbers in every]
+            return _bucket_figures_of_every(cells, every)
     if usable:
         assert cache is not None
         with suppress(CacheUnavailable):
@@ -275,6 +275,26 @@ def scope_figures(
                 )
                 metrics.CACHE_FILLED_DAYS.inc(written)
     return list(map(partial(bucket_figures, cells), totals, points))
+
+
+# The buckets last worked out of what the cache gave, by its identity (held, so that its id
+# stays its own): the cache gives the same lists again while a question's cached values stay
+# the same (RollupCache.read_every), and their buckets are the same figures.
+_figured: dict[int, tuple[Cells, list[list[int]], list[Series]]] = {}
+_FIGURED_KEPT = 64
+
+
+def _bucket_figures_of_every(cells: Cells, every: list[list[int]]) -> list[Series]:
+    """Each scope's bucket figures, shared with the requests that got the same `every`
+    (never changed by them)."""
+    kept = _figured.get(id(every))
+    if kept is not None and kept[0] is cells and kept[1] is every:
+        return kept[2]
+    figured = [bucket_figures_of(cells, numbers) for numbers in every]
+    if len(_figured) >= _FIGURED_KEPT:
+        _figured.clear()
+    _figured[id(every)] = (cells, every, figured)
+    return figured
 
 
 def _from_sql(

@@ -118,3 +118,22 @@ def test_days_the_cache_lost_are_read_again_and_filled(rollups):
     rollups.reads.clear()
     assert scope_figures(services, scopes, cells, today=TODAY) == expected
     assert rollups.reads == []
+
+
+def test_a_warm_question_asked_again_shares_its_bucket_figures_until_a_value_changes(rollups):
+    cells = cells_for(
+        plan(TODAY - timedelta(days=40), TODAY - timedelta(days=1), "Asia/Kolkata", "day")
+    )
+    scopes = [Scope(ORG, key) for key in KEYS]
+    services = services_with(rollups, cached=True)
+    scope_figures(services, scopes, cells, today=TODAY)  # fills the cache
+    warm = scope_figures(services, scopes, cells, today=TODAY)
+    assert scope_figures(services, scopes, cells, today=TODAY) is warm, "worked out once"
+    day = cells.days[7]
+    rollups.quarters[(KEYS[0], day)][50] += 1_000  # an import's, as the cache is told of it
+    services.cache.invalidate([(ORG, KEYS[0], day)], today=TODAY)
+    scope_figures(services, scopes, cells, today=TODAY)  # reads the day again, fills it
+    changed = scope_figures(services, scopes, cells, today=TODAY)
+    assert changed is not warm
+    from_sql = scope_figures(services_with(rollups, cached=False), scopes, cells, today=TODAY)
+    assert changed == from_sql and changed[0] != warm[0] and changed[1:] == warm[1:]

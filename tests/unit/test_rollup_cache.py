@@ -449,12 +449,22 @@ def test_every_day_and_point_of_several_scopes_reads_as_flat_figures_or_not_at_a
         ]
         for s in scopes
     ]
-    assert cache.read_every(scopes, range_, points, TODAY) == expected
+    first = cache.read_every(scopes, range_, points, TODAY)
+    assert first == expected
+    assert cache.read_every(scopes, range_, points, TODAY) is first, "the same replies: kept"
     days_only = [numbers[: 3 * len(range_)] for numbers in expected]
     assert cache.read_every(scopes, range_, (), TODAY) == days_only
+    later_days = [numbers[3 : 3 * len(range_)] for numbers in expected]
+    assert cache.read_every(scopes, range_[1:], (), TODAY) == later_days, "other days: theirs"
     cache.invalidate([(ORG, KEY, range_[5])], today=TODAY)
     assert cache.read_every(scopes, range_, points, TODAY) is None, "a day the cache lost"
     assert cache.read_every(scopes[2:], range_, points, TODAY) == expected[2:]
+    changed = usage(range_[5], 12_345)
+    lease = cache.lease([(Scope(ORG), [range_[5]])], TODAY)
+    cache.fill(lease, {Scope(ORG): {range_[5]: changed}}, TODAY)
+    again = cache.read_every(scopes[:1], range_, points, TODAY)
+    assert again[0][15:18] == list(changed[1:]) and again[0][:15] == expected[0][:15]
+    assert first == expected, "lists given out are never changed"
     later = (*range_, TODAY + timedelta(days=1))
     assert cache.read_every(scopes[2:], later, (), TODAY) is None, "a day after today"
     assert cache.read_every(scopes[2:], range_, ((later[-1], 4),), TODAY) is None

@@ -231,6 +231,9 @@ class RedisRollupCache:
         # The last read of each question (its HMGETs as sent): its replies, cacheable days
         # and what they decoded to (see read).
         self._last_reads: dict[bytes, tuple[list, list[date], DailyRead]] = {}
+        # Likewise for read_every: by its scopes and the identity of its days and points
+        # (a plan's, shared between requests), held so that their ids stay theirs.
+        self._last_every: dict[tuple, tuple[Sequence, Sequence, list, list[list[int]]]] = {}
 
     @property
     def layout(self) -> Layout:
@@ -428,15 +431,25 @@ class RedisRollupCache:
         sums, ascending), in one pipelined round trip: the tokens, usage and stt_duration of
         each in turn, zeros where there was no usage; None unless the cache holds every day
         and point of every scope. Nothing is made per day: the replies decode in one parse
-        into each scope's slice."""
+        into each scope's slice. Replies equal to the last ones of the same scopes, days
+        and points give the very lists they gave then (callers must not change them), as
+        read does."""
         if (days and days[-1] > today) or (points and points[-1][0] > today):
             return None  # never cached
         replies, cached_days, cached_points = self._scope_replies(scopes, days, points, today)
         if not replies or None in replies:
             return None
+        key = (*scopes, id(days), id(points), today)
+        last = self._last_every.get(key)
+        if last is not None and last[0] is days and last[1] is points and last[2] == replies:
+            return last[3]
         numbers = _decoded(replies)
         width = 3 * (len(cached_days) + len(cached_points))
-        return [numbers[start : start + width] for start in range(0, len(numbers), width)]
+        every = [numbers[start : start + width] for start in range(0, len(numbers), width)]
+        if len(self._last_every) >= LAST_READS_KEPT:
+            self._last_every.clear()
+        self._last_every[key] = (days, points, replies, every)
+        return every
 
     def _scope_replies(
         self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
