@@ -70,8 +70,12 @@ def summary(
     }
 
 
+ROOT = f"{Path(__file__).resolve().parents[1]}/"  # the checkout this runs from
+
+
 def _short(filename: str) -> str:
-    for marker in ("/site-packages/", "/work/main/", "/lib/python3"):
+    """A profiled function's file, from its package or from the checkout's root."""
+    for marker in ("/site-packages/", ROOT, "/lib/python3"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename
