@@ -131,14 +131,27 @@ def _check_database_url(url: str) -> None:
     """A URL (postgresql://…) or key=value pairs, as libpq reads them. The message never
     repeats the value: it may hold a password."""
     try:
-        ports = str(conninfo_to_dict(url).get("port") or "")
+        options = conninfo_to_dict(url)
     except psycopg.Error:
         raise SettingsError(
             "DATABASE_URL is not a Postgres connection string: use a URL such as"
             " postgresql://user@host:5432/name, or key=value pairs"
         ) from None
-    if ports and not all(port.isascii() and port.isdigit() for port in ports.split(",")):
-        raise SettingsError("DATABASE_URL has a port that is not a number")
+    ports = str(options.get("port") or "")
+    if ports and not all(_is_port(port) for port in ports.split(",")):
+        raise SettingsError("DATABASE_URL has a port that is not a number 1-65535")
+    timeout = str(options.get("connect_timeout") or "")
+    if timeout and not (timeout.isascii() and timeout.isdigit()):
+        raise SettingsError("DATABASE_URL has a connect_timeout that is not a whole number")
+    if str(options.get("sslmode") or "prefer") not in SSL_MODES:
+        raise SettingsError(f"DATABASE_URL's sslmode must be one of {', '.join(SSL_MODES)}")
+
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
 
 
 def _check_redis_url(url: str) -> None:

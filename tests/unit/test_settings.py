@@ -129,6 +129,9 @@ def test_a_range_past_a_century_is_refused_by_name(value):
         ("DATABASE_URL", "notaurl"),
         ("DATABASE_URL", "postgresql://scrubs:s3cret-pw@db.internal:notaport/x"),
         ("DATABASE_URL", "host=db.internal port=x password=s3cret-pw"),
+        ("DATABASE_URL", "postgresql://scrubs:s3cret-pw@127.0.0.1:99999/x"),
+        ("DATABASE_URL", "postgresql://scrubs:s3cret-pw@h/x?sslmode=bogus"),
+        ("DATABASE_URL", "postgresql://scrubs:s3cret-pw@h/x?connect_timeout=abc"),
         ("REDIS_URL", "redis://127.0.0.1:notaport/9"),
         ("REDIS_URL", "redis://:s3cret-pw@127.0.0.1:99999/0"),
         ("REDIS_URL", "redis://127.0.0.1:6379/abc"),
@@ -148,6 +151,7 @@ def test_connection_strings_that_cannot_connect_are_refused_by_name_without_the_
     [
         ("DATABASE_URL", "postgresql://h1:5432,h2:5433/x"),
         ("DATABASE_URL", "host=/var/run/postgresql dbname=x"),
+        ("DATABASE_URL", "postgresql://h:65535/x?sslmode=verify-full&connect_timeout=3"),
         ("REDIS_URL", "redis://:pw@127.0.0.1:6380/15"),
         ("REDIS_URL", "rediss://cache.internal"),
         ("REDIS_URL", "unix:///run/redis.sock?db=2"),
