@@ -12,11 +12,13 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from flask.testing import FlaskClient
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -25,6 +27,7 @@ from config.settings import Settings
 from service.adapters.postgres.migrate import available_migrations, upgrade_database
 from service.bootstrap import command_services
 from service.domain.usage_events import UsageEvent
+from service.entrypoints.http.conventions import services_of
 from tests.conftest import SERVER_URL
 from tests.support.api import body_for
 from tests.support.commands import run_command
@@ -68,16 +71,27 @@ def imported(settings: Settings, path: Path) -> dict:
     return json.loads(ran.stdout.strip().splitlines()[-1])
 
 
+@contextmanager
+def client_on(url: str) -> Iterator[FlaskClient]:
+    """A test client of the service on that database, its pools closed after use: a pool
+    left to the garbage collector may be collected in a thread of its own, which fails."""
+    app = create_app(settings_for(url))
+    try:
+        yield app.test_client()
+    finally:
+        services_of(app).close()
+
+
 def answers(url: str, org: Org, start: date, end: date) -> dict:
     """The org-wide answer and each key's, from the service on that database."""
-    client = create_app(settings_for(url)).test_client()
     found = {}
-    for key in [None, *org.key_ids]:
-        response = client.post(
-            "/api/v1/usage-analytics", headers=org.headers(), json=body_for(start, end, key)
-        )
-        assert response.status_code == 200, response.get_data(as_text=True)
-        found[key] = response.get_json()["deltas"]
+    with client_on(url) as client:
+        for key in [None, *org.key_ids]:
+            response = client.post(
+                "/api/v1/usage-analytics", headers=org.headers(), json=body_for(start, end, key)
+            )
+            assert response.status_code == 200, response.get_data(as_text=True)
+            found[key] = response.get_json()["deltas"]
     return found
 
 
@@ -312,14 +326,14 @@ def test_demo_seed_makes_its_months_of_usage_with_a_short_retention_window(own_d
     assert (end - start).days > 60
 
     def answer() -> dict:
-        client = create_app(settings_for(own_database)).test_client()
         headers = {
             "X-Scrubs-Clinic-Api-Key": ids["root_key_secret"],
             "X-Scrubs-Clinic-Provider": ids["provider_id"],
         }
-        response = client.post(
-            "/api/v1/usage-analytics", headers=headers, json=body_for(start, end)
-        )
+        with client_on(own_database) as client:
+            response = client.post(
+                "/api/v1/usage-analytics", headers=headers, json=body_for(start, end)
+            )
         assert response.status_code == 200
         return response.get_json()
 
