@@ -19,6 +19,7 @@ this path does not report.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import pybreaker
@@ -36,13 +37,14 @@ class CircuitBreaker(pybreaker.CircuitBreaker):
         try:
             found = func(*args, **kwargs)
         except BaseException as error:
-            if self._state is period:
-                with self._lock:
-                    if self._state is period:
-                        period._handle_error(error)  # counts it, and raises it or the trip
+            # Counted (and raised, or the trip raised instead) in its own period only.
+            self._count(period, partial(period._handle_error, error))
             raise
-        if self.fail_counter and self._state is period:  # a success ends a run of failures
-            with self._lock:
-                if self._state is period:
-                    period._handle_success()
+        if self.fail_counter:  # a success ends a run of failures
+            self._count(period, period._handle_success)
         return found
+
+    def _count(self, period: Any, outcome: Callable[[], None]) -> None:
+        with self._lock:
+            if self._state is period:
+                outcome()

@@ -14,7 +14,7 @@ from functools import lru_cache
 import orjson
 
 from service.domain.figures import DailyFigures, UsageSummary
-from service.domain.keys import ApiKeyInfo
+from service.domain.kept import KeptByIdentity
 from service.domain.reports import Group, Report, Series
 
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -71,24 +71,19 @@ def daily_deltas(figures: DailyFigures) -> orjson.Fragment:
     return orjson.Fragment(_deltas_template(tuple(figures.days)) % tuple(digits))
 
 
-# The answers last written, by the identity of their figures (held, so that their ids stay
-# theirs): the cache gives the same DailyFigures again while a question's cached values
-# stay the same (RedisRollupCache.read), and their answer is the same text.
-_written: dict[int, tuple[DailyFigures, ApiKeyInfo | None, bytes]] = {}
-_WRITTEN_KEPT = 64
+# The answers last written, by their figures' identity and their key: the cache gives the
+# same DailyFigures again while a question's cached values stay the same
+# (RedisRollupCache.read), and their answer is the same text.
+_written: KeptByIdentity[bytes] = KeptByIdentity()
 
 
 def summary_json(summary: UsageSummary) -> bytes:
     """The JSON answer of the daily question: summary.as_json() as orjson writes it (the
     standard encoder when a figure is past 64 bits); written once for the same figures."""
-    figures, key = summary.figures, summary.api_key
-    kept = _written.get(id(figures))
-    if kept is not None and kept[0] is figures and kept[1] == key:
-        return kept[2]
-    text = _summary_json(summary)
-    if len(_written) >= _WRITTEN_KEPT:
-        _written.clear()
-    _written[id(figures)] = (figures, key, text)
+    figures, key = (summary.figures,), summary.api_key
+    text = _written.get(figures, key)
+    if text is None:
+        text = _written.keep(figures, _summary_json(summary), key)
     return text
 
 

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from service.domain.errors import ApiKeyNotFound, ApiKeyOutsideOrganisation, InvalidRequest
 from service.domain.figures import DayUsage, Scope
+from service.domain.kept import KeptByIdentity
 from service.domain.keys import UUID_TEXT, ApiKeyInfo, Principal
 from service.domain.moments import utc_today
 from service.domain.reports import (
@@ -277,23 +278,19 @@ def scope_figures(
     return list(map(partial(bucket_figures, cells), totals, points))
 
 
-# The buckets last worked out of what the cache gave, by its identity (held, so that its id
-# stays its own): the cache gives the same lists again while a question's cached values stay
-# the same (RollupCache.read_every), and their buckets are the same figures.
-_figured: dict[int, tuple[Cells, list[list[int]], list[Series]]] = {}
-_FIGURED_KEPT = 64
+# The buckets last worked out of what the cache gave, by its identity: the cache gives the
+# same lists again while a question's cached values stay the same (RollupCache.read_every),
+# and their buckets are the same figures.
+_figured: KeptByIdentity[list[Series]] = KeptByIdentity()
 
 
 def _bucket_figures_of_every(cells: Cells, every: list[list[int]]) -> list[Series]:
     """Each scope's bucket figures, shared with the requests that got the same `every`
     (never changed by them)."""
-    kept = _figured.get(id(every))
-    if kept is not None and kept[0] is cells and kept[1] is every:
-        return kept[2]
-    figured = [bucket_figures_of(cells, numbers) for numbers in every]
-    if len(_figured) >= _FIGURED_KEPT:
-        _figured.clear()
-    _figured[id(every)] = (cells, every, figured)
+    figured = _figured.get((cells, every))
+    if figured is None:
+        figured = [bucket_figures_of(cells, numbers) for numbers in every]
+        _figured.keep((cells, every), figured)
     return figured
 
 

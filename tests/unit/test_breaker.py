@@ -31,6 +31,15 @@ def fail(error: BaseException):
     raise error
 
 
+def ready_for_a_trial() -> CircuitBreaker:
+    """A breaker that one outage opened, past its reset timeout: its next call is a trial."""
+    guard = breaker(fail_max=1, reset_timeout=0.05)
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        guard.call(fail, Outage())
+    time.sleep(0.1)
+    return guard
+
+
 def held_then_failing() -> tuple[threading.Event, threading.Event, object]:
     """A call that says when it is inside, then waits to be released and fails with an
     Outage: (inside, release, the call)."""
@@ -115,19 +124,13 @@ def test_an_excluded_error_is_raised_but_not_counted():
 
 
 def test_after_its_reset_timeout_a_trial_that_succeeds_closes_it():
-    guard = breaker(fail_max=1, reset_timeout=0.05)
-    with pytest.raises(pybreaker.CircuitBreakerError):
-        guard.call(fail, Outage())
-    time.sleep(0.1)
+    guard = ready_for_a_trial()
     assert guard.call(lambda: "trial") == "trial"
     assert guard.current_state == pybreaker.STATE_CLOSED
 
 
 def test_after_its_reset_timeout_a_trial_that_fails_opens_it_again():
-    guard = breaker(fail_max=1, reset_timeout=0.05)
-    with pytest.raises(pybreaker.CircuitBreakerError):
-        guard.call(fail, Outage())
-    time.sleep(0.1)
+    guard = ready_for_a_trial()
     with pytest.raises(pybreaker.CircuitBreakerError):
         guard.call(fail, Outage())
     assert guard.current_state == pybreaker.STATE_OPEN
@@ -162,10 +165,7 @@ def test_a_failure_of_a_call_begun_before_a_successful_trial_does_not_open_it_ag
 
 
 def test_calls_that_came_during_a_trial_run_side_by_side_once_it_closed_the_breaker():
-    guard = breaker(fail_max=1, reset_timeout=0.05)
-    with pytest.raises(pybreaker.CircuitBreakerError):
-        guard.call(fail, Outage())
-    time.sleep(0.1)
+    guard = ready_for_a_trial()
     trial_inside, trial_release = threading.Event(), threading.Event()
     together = threading.Barrier(2, timeout=WAIT)
 

@@ -47,6 +47,7 @@ from service.adapters.redis.layout import (
 )
 from service.adapters.redis.nodes import Breakers, ClusterNodes, Node, OneRedis, client_options
 from service.domain.figures import DailyFigures, DayUsage, Scope, days_between
+from service.domain.kept import KeptByIdentity
 from service.domain.reports import Figures, Point
 from service.observability import metrics
 from service.usecases.ports import CacheRead, CacheUnavailable, DailyRead
@@ -155,25 +156,18 @@ def _range_reads(first: date, last: date, today: date) -> tuple:
     return _reads_of(days_between(first, last), (), today)
 
 
-_shared_plans: dict[tuple, tuple] = {}
-_SHARED_PLANS_KEPT = 64
-LAST_READS_KEPT = 64  # questions a process remembers its last read of
+_shared_plans: KeptByIdentity[tuple] = KeptByIdentity()
 
 
 def _shared_reads(days: Sequence[date], points: Sequence[Point], today: date) -> tuple:
     """_reads_of, kept for tuples by their identity the same UTC day: a report's cells are
     tuples shared between requests (service/usecases/reports.py: the plan of a question is
     made once)."""
-    shareable = isinstance(days, tuple) and isinstance(points, tuple)
-    key = (id(days), id(points), today)
-    kept = _shared_plans.get(key) if shareable else None
-    if kept is not None and kept[0] is days and kept[1] is points:
-        return kept[2]
-    found = _reads_of(days, points, today)
-    if shareable:
-        if len(_shared_plans) >= _SHARED_PLANS_KEPT:
-            _shared_plans.clear()
-        _shared_plans[key] = (days, points, found)  # held, their ids stay theirs
+    if not (isinstance(days, tuple) and isinstance(points, tuple)):
+        return _reads_of(days, points, today)
+    found = _shared_plans.get((days, points), today)
+    if found is None:
+        found = _shared_plans.keep((days, points), _reads_of(days, points, today), today)
     return found
 
 
@@ -228,12 +222,12 @@ class RedisRollupCache:
         # Scripts are sent by digest through whichever node's pipeline needs them.
         self._fill = Script(None, FILL_SCRIPT.encode())
         self._forget = Script(None, FORGET_SCRIPT.encode())
-        # The last read of each question (its HMGETs as sent): its replies, cacheable days
-        # and what they decoded to (see read).
-        self._last_reads: dict[bytes, tuple[list, list[date], DailyRead]] = {}
-        # Likewise for read_every: by its scopes and the identity of its days and points
-        # (a plan's, shared between requests), held so that their ids stay theirs.
-        self._last_every: dict[tuple, tuple[Sequence, Sequence, list, list[list[int]]]] = {}
+        # The last read of each question, by its HMGETs as sent: its replies, cacheable
+        # days and what they decoded to (see read); read_every's by its scopes, its days'
+        # and points' identity (a plan's, shared between requests) and the day: its
+        # replies and what they decoded to.
+        self._last_reads: KeptByIdentity[tuple[list, list[date], DailyRead]] = KeptByIdentity()
+        self._last_every: KeptByIdentity[tuple[list, list[list[int]]]] = KeptByIdentity()
 
     @property
     def layout(self) -> Layout:
@@ -381,17 +375,14 @@ class RedisRollupCache:
         node = self.nodes.node_of(scope.organisation_id)
         answers = self._on(node, lambda: self._hmget_many(node, packed, len(tails)))
         values = list(chain(*answers))
-        last = self._last_reads.get(packed)
+        last = self._last_reads.get((), packed)
         if last is not None and last[0] == values and last[1] == cacheable:
             return last[2]
         with_usage = _with_usage(values)
         days_with_usage = list(compress(cacheable, with_usage))
         numbers = _decoded(list(compress(values, with_usage)))
         read = DailyRead(DailyFigures(days_with_usage, numbers), _missing(cacheable, values))
-        if len(self._last_reads) >= LAST_READS_KEPT:
-            self._last_reads.clear()
-        self._last_reads[packed] = (values, cacheable, read)
-        return read
+        return self._last_reads.keep((), (values, cacheable, read), packed)[2]
 
     def read_many(
         self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
@@ -439,17 +430,14 @@ class RedisRollupCache:
         replies, cached_days, cached_points = self._scope_replies(scopes, days, points, today)
         if not replies or None in replies:
             return None
-        key = (*scopes, id(days), id(points), today)
-        last = self._last_every.get(key)
-        if last is not None and last[0] is days and last[1] is points and last[2] == replies:
-            return last[3]
+        asked = (*scopes, today)
+        last = self._last_every.get((days, points), asked)
+        if last is not None and last[0] == replies:
+            return last[1]
         numbers = _decoded(replies)
         width = 3 * (len(cached_days) + len(cached_points))
         every = [numbers[start : start + width] for start in range(0, len(numbers), width)]
-        if len(self._last_every) >= LAST_READS_KEPT:
-            self._last_every.clear()
-        self._last_every[key] = (days, points, replies, every)
-        return every
+        return self._last_every.keep((days, points), (replies, every), asked)[1]
 
     def _scope_replies(
         self, scopes: list[Scope], days: Sequence[date], points: Sequence[Point], today: date
