@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 
@@ -92,6 +92,7 @@ def import_events(
     if cutoff is not None:
         services.ledger.drop_events_before(cutoff.date())
     kept_from = services.ledger.ids_kept_from()
+    forgotten = None if kept_from is None else datetime.combine(kept_from, datetime.min.time(), UTC)
     with ExitStack() as stack:
         sessions = [
             stack.enter_context(services.ledger.import_session()) for _ in range(connections)
@@ -103,7 +104,7 @@ def import_events(
             for n in range(connections)
         ]
         stop = threading.Event()  # a share failed: the shares after it are not tried
-        sort = Sorter(connections, retention, services.ledger.prepare_batch, kept_from)
+        sort = Sorter(connections, retention, services.ledger.prepare_batch, forgotten)
         settle = partial(_settle, services, report, on_rejected)
         in_flight: list[InFlight] = []  # handed out and not yet settled, in file order
         try:
@@ -221,7 +222,7 @@ class Sorter:
     connections: int
     retention: int | None
     prepare: Callable[[list[tuple]], bytes]
-    ids_kept_from: date | None = None  # lines of events before it are refused (forgotten ids)
+    forgotten_before: datetime | None = None  # events before it are refused: ids forgotten
     # The share each event_id of the batch before went to: a connection may still be
     # committing its share of that batch while the other commits its share of this one.
     before: dict[str, int] = field(default_factory=dict)
@@ -234,8 +235,7 @@ class Sorter:
         now = datetime.now(UTC)
         latest = latest_acceptable(now)
         cutoff = retention_cutoff(now, self.retention)
-        kept_from = self.ids_kept_from
-        forgotten = None if kept_from is None else datetime(*kept_from.timetuple()[:3], tzinfo=UTC)
+        forgotten = self.forgotten_before
         shares: list[list[tuple]] = [[] for _ in range(self.connections)]
         rejected: list[tuple[int, str]] = []
         owner: dict[str, int] = {}  # event_id: the share of its first line
@@ -248,7 +248,7 @@ class Sorter:
                 reason = TOO_OLD.format(days=self.retention, cutoff=cutoff.date())
                 rejected.append((number, reason))
             elif forgotten is not None and item.occurred_at < forgotten:
-                rejected.append((number, FORGOTTEN.format(day=kept_from)))
+                rejected.append((number, FORGOTTEN.format(day=forgotten.date())))
             else:
                 share = owner.get(item.event_id)
                 if share is None:
