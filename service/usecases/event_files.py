@@ -24,6 +24,7 @@ from service.usecases.imports import ImportFailed
 FORMATS = ("jsonl", "csv")
 BOM = b"\xef\xbb\xbf"
 READ_PAST_CHUNK = 1 << 20
+MAX_INTEGER_DIGITS = 40  # far past every field's limit
 TOO_LONG = f"the line is longer than {MAX_LINE_BYTES // 1024} KiB"
 
 
@@ -59,9 +60,15 @@ def read_jsonl(stream: BinaryIO) -> Iterator[NumberedLine]:
         if not line.strip():
             continue
         try:
-            obj = orjson.loads(line)
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                # Valid JSON that orjson refuses (a number past a double's range) is
+                # rejected for its field; anything else is not JSON.
+                event_from_json(_read_strictly(line))
+                raise
             if isinstance(obj, dict) and _may_repeat_a_field(line, obj):
-                json.loads(line, object_pairs_hook=_object_without_repeats)
+                _read_strictly(line)
             yield number, event_from_json(obj)
         except InvalidEvent as reason:  # a ValueError too: caught first, its reason kept
             yield number, reason
@@ -82,6 +89,28 @@ def _may_repeat_a_field(line: bytes, obj: dict) -> bool:
     if b"\\" in line:
         return True
     return any(line.count(b'"%s"' % name.encode()) != 1 for name in obj)
+
+
+def _read_strictly(line: bytes) -> Any:
+    """The line as Python's own reader takes it, a field named twice refused: slower than
+    orjson, but it reads integers of any length (as out of every field's range)."""
+    return json.loads(
+        line,
+        object_pairs_hook=_object_without_repeats,
+        parse_int=_integer,
+        parse_constant=_not_a_number,
+    )
+
+
+def _integer(digits: str) -> int:
+    """A JSON integer; one too long for int() stands for a number out of every range."""
+    if len(digits) <= MAX_INTEGER_DIGITS:
+        return int(digits)
+    return -1 if digits.startswith("-") else 2**64
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

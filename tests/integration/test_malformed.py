@@ -320,3 +320,13 @@ def test_a_content_length_the_body_does_not_match_gets_400_invalid_request(
     )
     assert_invalid_request(response)
     assert reason in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("digits", ["9" * 5000, "-" + "9" * 5000, "1" + "0" * 400])
+def test_an_integer_of_any_size_is_judged_as_a_value_not_as_json(client, org, digits):
+    raw = b'{"start_date": %s, "end_date": "2024-01-31"}' % digits.encode()
+    response = send(client, org, raw, JSON)
+    assert_invalid_request(response)
+    body = response.get_json()
+    assert "not valid JSON" not in body["detail"], body
+    assert "start_date" in body["errors"], body

@@ -82,3 +82,22 @@ def test_json_only_faults_are_named(line, words):
 def test_a_line_that_is_not_a_json_object_says_so(line):
     reason = jsonl_reason(line)
     assert "JSON" in reason, reason
+
+
+HUGE = "9" * 5000  # more digits than Python turns into an int by default
+
+
+@pytest.mark.parametrize(
+    ("field", "number"),
+    [
+        ("tokens", HUGE),
+        ("tokens", "-" + HUGE),
+        ("stt_duration", "18446744073709551616"),  # 2^64: past what orjson reads
+        ("usage", "-18446744073709551617"),
+    ],
+)
+def test_an_integer_too_large_for_any_reader_is_rejected_for_its_field(field, number):
+    line = json.dumps(GOOD | {field: 0}).replace(f'"{field}": 0', f'"{field}": {number}')
+    reason = jsonl_reason(line)
+    assert "not valid JSON" not in reason
+    assert field in reason and "integer" in reason, reason

@@ -16,6 +16,7 @@ MAX_BODY_BYTES = 16 * 1024
 BODY = "_body"
 MAX_REPORTED_FIELDS = 10
 MAX_REPORTED_NAME = 64
+MAX_INTEGER_DIGITS = 40
 
 
 class _Rejected(ValueError):
@@ -24,6 +25,12 @@ class _Rejected(ValueError):
 
 def _reject_constant(name: str) -> Any:
     raise _Rejected(f"{name} is not valid JSON")
+
+
+def _integer(digits: str) -> int | float:
+    """A JSON integer, judged by the schema like any other: one too long for int() (which
+    refuses thousands of digits) is read as a float, as no field takes integers."""
+    return int(digits) if len(digits) <= MAX_INTEGER_DIGITS else float(digits)
 
 
 def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -88,7 +95,10 @@ def json_object(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
         data = json.loads(
-            text, parse_constant=_reject_constant, object_pairs_hook=_object_without_repeats
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_integer,
+            object_pairs_hook=_object_without_repeats,
         )
     except UnicodeDecodeError:
         raise _body_error("the body is not valid UTF-8.") from None
