@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from service.adapters.postgres.pool import CommandDatabase, PooledDatabase
 
@@ -88,3 +89,30 @@ def test_reads_of_one_pool_from_several_threads_run_at_once(database_url):
         pooled.close()
     # One after another they take 3 x 0.4 s at least; the slack is for a busy machine.
     assert elapsed < 2.5 * SLOW_SECONDS, f"3 reads of {SLOW_SECONDS} s took {elapsed:.2f} s"
+
+
+def settings_of(conn) -> tuple[str, str, str]:
+    row = conn.execute(
+        "SELECT current_setting('jit'), current_setting('search_path'),"
+        " current_setting('statement_timeout')"
+    ).fetchone()
+    return tuple(row)
+
+
+@pytest.mark.parametrize("kind", ["command", "pool"])
+def test_every_connection_runs_without_jit_and_keeps_the_url_s_own_options(database_url, kind):
+    """Compiling short statements costs more than running them (LLVM took a quarter of
+    Postgres's CPU in an import); options of DATABASE_URL are kept beside ours."""
+    url = make_conninfo(database_url, options="-c search_path=public,pg_catalog")
+    if kind == "command":
+        db = CommandDatabase(url)
+    else:
+        db = PooledDatabase(url, statement_timeout_ms=4321)
+    try:
+        jit, search_path, timeout = db.read(settings_of)
+    finally:
+        db.close()
+    assert jit == "off"
+    assert search_path.replace(" ", "") == "public,pg_catalog"
+    if kind == "pool":
+        assert timeout == "4321ms"
