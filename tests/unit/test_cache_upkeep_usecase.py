@@ -3,6 +3,7 @@ written, and the refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import date, timedelta
 
@@ -141,3 +142,23 @@ def test_a_server_clears_an_unmarked_redis_and_its_covered_backlog_before_markin
     ]
     cache_upkeep.start_serving(serving)  # marked now: a later worker keeps what is cached
     assert serving.cache.is_marked()
+
+
+def test_a_backlog_no_server_reads_is_not_read_whole_on_every_warm():
+    """A command whose Redis no server has marked cannot deliver: it asks whether anything
+    is pending (one row), not for a batch of rows it would then leave (78 ms of a 157 ms
+    warm of the bench's dataset, with its 9,600 rows left by imports before any server)."""
+    services, orgs = services_with(1)
+    services = dataclasses.replace(services, cache=fake_cache(read_by_servers=False))
+    for n in range(1, 1201):
+        row = PendingInvalidation(n, orgs[0], [uuid.UUID(int=1000)], [TODAY])
+        services.ledger.outbox[n] = row
+    asked = []
+    pending = services.ledger.pending_invalidations
+    services.ledger.pending_invalidations = lambda org=None, limit=1000: (
+        asked.append(limit) or pending(org, limit)
+    )
+    summary = cache_upkeep.warm(services, TODAY - timedelta(days=1), TODAY, today=TODAY)
+    assert summary["org_days"] == 2
+    assert asked == [1]
+    assert len(services.ledger.outbox) == 1200  # nothing counted as delivered
