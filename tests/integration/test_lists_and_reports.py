@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
 from datetime import date, timedelta
 
@@ -159,15 +160,22 @@ def test_a_table_report_lines_up_and_ends_with_the_total(client, cli, reported):
         (["--start", "2024-3-1"], "--start"),
         (["--granularity", "hour", "--end", "2024-05-01"], "--granularity"),
         # Rules checked once the zone's dates are worked out: bad usage all the same.
-        (["--time-zone", "Asia/Kolkata", "--start", "1900-01-01", "--end", "1900-01-02"], "start"),
-        (["--time-zone", "UTC", "--end", "9999-12-31", "--start", "9999-12-31"], "end_date"),
+        (
+            ["--time-zone", "Asia/Kolkata", "--start", "1900-01-01", "--end", "1900-01-02"],
+            "--start",
+        ),
+        (["--time-zone", "UTC", "--end", "9999-12-31", "--start", "9999-12-31"], "--end"),
+        (["--key", "k" * 129], "--key"),
     ],
 )
 def test_a_report_that_breaks_a_rule_is_bad_usage_in_one_line(cli, reported, options, named):
+    """Named by its option, as the command is used, never by the API's field."""
     given = ["--start", "2024-03-01", "--end", "2024-03-20", *options]
     ran = cli("usage", "report", "--org", reported.id, *given)
     assert ran.exit_code == 2, ran.output
     assert named in ran.stderr
+    api_field = r"(?<!-)\b(start_date|end_date|api_key_id|time_zone|granularity|group_by)\b"
+    assert re.search(api_field, ran.stderr) is None, ran.stderr
 
 
 def test_a_report_of_a_key_of_another_organisation_or_none_is_one_line_and_exit_1(

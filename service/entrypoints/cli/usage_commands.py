@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,7 +133,8 @@ def usage_report(
     try:
         loaded = UsageAnalyticsRequest(max_range_days=settings.max_range_days).load(body)
     except ValidationError as error:
-        raise click.UsageError(one_line(_first_problem(error.normalized_messages()))) from None
+        problem = _first_problem(error.normalized_messages())
+        raise click.UsageError(_in_option_words(one_line(problem))) from None
     try:
         principal = reports.principal_of(services(), organisation_id)
         if fmt == "json" and not given:
@@ -142,9 +144,10 @@ def usage_report(
         prepared = reports.prepare(services(), ReportQuery.from_body(loaded))
         result = reports.report(services(), principal, prepared, every_group=True)
     except QueryRefused as refused:
+        detail = _in_option_words(one_line(refused.detail))
         if refused.code == "invalid_request":  # the API's 400: the options break a rule
-            raise click.UsageError(one_line(refused.detail)) from None
-        raise click.ClickException(refused.detail) from None
+            raise click.UsageError(detail) from None
+        raise click.ClickException(detail) from None
     if fmt == "json":
         emit(result.as_json())
     elif fmt == "csv":
@@ -163,7 +166,16 @@ _OPTION_NAMES = {
 }
 
 
+# A field of the API named in a message, not already an option's name.
+_API_FIELD = re.compile(rf"(?<![-\w])({'|'.join(_OPTION_NAMES)})\b")
+
+
 def _first_problem(messages: dict) -> str:
     field, found = next(iter(messages.items()))
     text = found[0] if isinstance(found, list) else str(found)
-    return f"{_OPTION_NAMES.get(field, field)}: {text}"
+    return f"{field}: {text}"
+
+
+def _in_option_words(message: str) -> str:
+    """The API's rules speak of its fields; the command's messages name its options."""
+    return _API_FIELD.sub(lambda found: _OPTION_NAMES[found[1]], message)
