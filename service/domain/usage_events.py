@@ -123,7 +123,8 @@ USUAL_CSV_VALUES = {
     "stt_duration": "[0-9]{1,15}",
     "usage": "[0-9]{0,9}",  # < 10^9 < 2^31; empty means the default
 }
-USUAL_CSV_SEPARATOR = "\x00"  # in no usual value, so values join without doubt
+USUAL_CSV_SEPARATOR = "\x00"  # in no usual value: of as many values as columns, a value
+# holding it makes the match fail
 
 
 def usual_csv_events(header: list[str]) -> Callable[[list[str]], UsageEvent | None]:
@@ -133,9 +134,12 @@ def usual_csv_events(header: list[str]) -> Callable[[list[str]], UsageEvent | No
     pattern = re.compile(USUAL_CSV_SEPARATOR.join(f"({USUAL_CSV_VALUES[name]})" for name in header))
     in_order = itemgetter(*(header.index(name) for name in FIELDS if name in header))
     has_usage = "usage" in header
+    columns = len(header)
     make_event = UsageEvent._make
 
     def read(values: list[str]) -> UsageEvent | None:
+        if len(values) != columns:  # else a value holding the separator would pass for two
+            return None
         match = pattern.fullmatch(USUAL_CSV_SEPARATOR.join(values))
         if match is None:
             return None

@@ -57,8 +57,12 @@ EDGES = {
 
 LONG = "<a line over the limit>\n"
 
+# Half the values usual, so that many records are valid but for one or two of their values.
 values_of = {
-    name: st.one_of(st.sampled_from(edges), st.text(max_size=12)) for name, edges in EDGES.items()
+    name: st.one_of(
+        st.just(USUAL[name]), st.just(USUAL[name]), st.sampled_from(edges), st.text(max_size=12)
+    )
+    for name, edges in EDGES.items()
 }
 
 
@@ -93,7 +97,10 @@ def csv_files(draw) -> list[str]:
             )
             lines.append(out.getvalue())
         elif kind == "joined":  # joined by hand: stray quotes and breaks left as they are
-            lines.append(",".join(record[name] for name in names) + "\n")
+            separators = [draw(st.sampled_from([",", ",", ",", "\x00"])) for _ in names[1:]]
+            values = [record[name] for name in names]
+            joined = values[0] + "".join(s + v for s, v in zip(separators, values[1:], strict=True))
+            lines.append(joined + "\n")
         elif kind == "blank":
             lines.append(draw(st.sampled_from(["\n", "\r\n", ",,,\n"])))
         elif kind == "long":
@@ -140,3 +147,20 @@ def test_records_in_the_usual_shape_take_the_shortcut_and_mean_the_same():
     )
     assert event == event_from_csv(dict(zip(header, values, strict=True)))
     assert read([*values[:-1], "9" * 16]) is None  # past the shortcut's bound: full rules
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"event_id,api_key_id,occurred_at,tokens,stt_duration\n"
+        b"e-1\x00" + KEY.encode() + b"\x002024-01-15T09:30:00Z\x005\x007\n",
+        b"event_id,api_key_id,occurred_at,tokens,stt_duration,usage\n"
+        b"e-2," + KEY.encode() + b",2024-01-15T09:30:00Z,5,7\x003\n",
+    ],
+    ids=["every comma a NUL", "the last comma a NUL"],
+)
+def test_a_nul_in_place_of_a_comma_is_one_value_too_few_either_way(data):
+    fast, full = both_ways(data)
+    assert fast == full
+    [(number, verdict, reason)] = fast
+    assert (number, verdict) == (2, "rejected") and "header columns" in reason
