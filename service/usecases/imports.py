@@ -171,17 +171,15 @@ def _settle(
             outcomes.append(outcome)
     # The lines refused before the database, and those of every share committed, are read;
     # so read = inserted + duplicates + rejected even for a batch cut short.
-    for number, reason in batch.rejected:
+    refused = [*batch.rejected, *(line for outcome in outcomes for line in outcome.rejected)]
+    for number, reason in sorted(refused):  # in file order, whichever share refused it
         on_rejected(number, reason)
     metrics.IMPORTED_EVENTS.labels("rejected").inc(len(batch.rejected))
     report.read += len(batch.rejected) + sum(outcome.lines for outcome in outcomes)
-    report.rejected += len(batch.rejected)
+    report.rejected += len(refused)
     for outcome in outcomes:
-        for number, reason in outcome.rejected:
-            on_rejected(number, reason)
         report.inserted += outcome.inserted
         report.duplicates += outcome.duplicates
-        report.rejected += len(outcome.rejected)
     # One delivery for the batch, on a connection of its own (the import's are committing
     # the next batch): a day both shares touched is forgotten once.
     invalidations.deliver(services, [row for outcome in outcomes for row in outcome.pending])

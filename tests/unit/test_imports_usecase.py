@@ -477,3 +477,20 @@ def test_an_interrupt_while_a_share_commits_leaves_a_report_that_counts_it(servi
     assert 9 in {int(event_id.removeprefix("e-")) for event_id in ledger.seen}
     assert report.inserted == len(ledger.seen)
     assert report.read == report.inserted
+
+
+def test_rejected_lines_are_reported_in_file_order_whatever_share_they_went_to(services):
+    """Lines refused before the database and lines each connection's share refused (keys
+    that name no API key) come out in line order, not share by share."""
+    other_unknown = uuid.UUID("00000000-0000-4000-8000-0000000000ef")
+    numbered = []
+    for n in range(1, 41):
+        if n % 5 == 0:
+            numbered.append((n, InvalidEvent("tokens must be an integer 0 <= n < 2^53")))
+        else:
+            key = (UNKNOWN, other_unknown, KEY)[n % 3]
+            numbered += lines(1, key=key, first=n)
+    found, sink = rejections()
+    report = import_events(services, numbered, on_rejected=sink, batch_size=20, connections=2)
+    assert report.rejected == len(found) > 20
+    assert [line for line, _ in found] == sorted(line for line, _ in found)
