@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from service.domain import json_numbers
 from service.domain.usage_events import (
     MAX_LINE_BYTES,
     InvalidEvent,
@@ -25,7 +26,6 @@ from service.usecases.imports import ImportFailed
 FORMATS = ("jsonl", "csv")
 BOM = b"\xef\xbb\xbf"
 READ_PAST_CHUNK = 1 << 20
-MAX_INTEGER_DIGITS = 40  # far past every field's limit
 TOO_LONG = f"the line is longer than {MAX_LINE_BYTES // 1024} KiB"
 
 
@@ -94,20 +94,13 @@ def _may_repeat_a_field(line: bytes, obj: dict) -> bool:
 
 def _read_strictly(line: bytes) -> Any:
     """The line as Python's own reader takes it, a field named twice refused: slower than
-    orjson, but it reads integers of any length (as out of every field's range)."""
+    orjson, but it reads integers of any length (json_numbers.integer)."""
     return json.loads(
         line,
         object_pairs_hook=_object_without_repeats,
-        parse_int=_integer,
+        parse_int=json_numbers.integer,
         parse_constant=_not_a_number,
     )
-
-
-def _integer(digits: str) -> int:
-    """A JSON integer; one too long for int() stands for a number out of every range."""
-    if len(digits) <= MAX_INTEGER_DIGITS:
-        return int(digits)
-    return -1 if digits.startswith("-") else 2**64
 
 
 def _not_a_number(name: str) -> Any:

@@ -10,13 +10,13 @@ from flask import Request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from service.domain import json_numbers
 from service.domain.errors import InvalidRequest
 
 MAX_BODY_BYTES = 16 * 1024
 BODY = "_body"
 MAX_REPORTED_FIELDS = 10
 MAX_REPORTED_NAME = 64
-MAX_INTEGER_DIGITS = 40
 
 
 class _Rejected(ValueError):
@@ -25,12 +25,6 @@ class _Rejected(ValueError):
 
 def _reject_constant(name: str) -> Any:
     raise _Rejected(f"{name} is not valid JSON")
-
-
-def _integer(digits: str) -> int | float:
-    """A JSON integer, judged by the schema like any other: one too long for int() (which
-    refuses thousands of digits) is read as a float, as no field takes integers."""
-    return int(digits) if len(digits) <= MAX_INTEGER_DIGITS else float(digits)
 
 
 def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -97,7 +91,7 @@ def json_object(raw: bytes) -> dict[str, Any]:
         data = json.loads(
             text,
             parse_constant=_reject_constant,
-            parse_int=_integer,
+            parse_int=json_numbers.integer,
             object_pairs_hook=_object_without_repeats,
         )
     except UnicodeDecodeError:
