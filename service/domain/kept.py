@@ -3,7 +3,7 @@ tuples, a read the cache gave again), found again by those objects' identity."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -30,3 +30,8 @@ class KeptByIdentity(Generic[V]):
             self._kept.clear()
         self._kept[(*map(id, objects), also)] = (objects, value)
         return value
+
+    def get_or_make(self, objects: tuple, make: Callable[[], V], also: Hashable = None) -> V:
+        """The value kept for these objects (and `also`), else `make()`, kept."""
+        found = self.get(objects, also)
+        return self.keep(objects, make(), also) if found is None else found

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import orjson
 
@@ -80,11 +80,9 @@ _written: KeptByIdentity[bytes] = KeptByIdentity()
 def summary_json(summary: UsageSummary) -> bytes:
     """The JSON answer of the daily question: summary.as_json() as orjson writes it (the
     standard encoder when a figure is past 64 bits); written once for the same figures."""
-    figures, key = (summary.figures,), summary.api_key
-    text = _written.get(figures, key)
-    if text is None:
-        text = _written.keep(figures, _summary_json(summary), key)
-    return text
+    return _written.get_or_make(
+        (summary.figures,), partial(_summary_json, summary), summary.api_key
+    )
 
 
 def _summary_json(summary: UsageSummary) -> bytes:

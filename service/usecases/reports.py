@@ -287,11 +287,9 @@ _figured: KeptByIdentity[list[Series]] = KeptByIdentity()
 def _bucket_figures_of_every(cells: Cells, every: list[list[int]]) -> list[Series]:
     """Each scope's bucket figures, shared with the requests that got the same `every`
     (never changed by them)."""
-    figured = _figured.get((cells, every))
-    if figured is None:
-        figured = [bucket_figures_of(cells, numbers) for numbers in every]
-        _figured.keep((cells, every), figured)
-    return figured
+    return _figured.get_or_make(
+        (cells, every), lambda: [bucket_figures_of(cells, numbers) for numbers in every]
+    )
 
 
 def _from_sql(

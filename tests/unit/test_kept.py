@@ -37,3 +37,19 @@ def test_when_full_everything_is_forgotten():
     kept.keep((objects[2],), 2)
     assert kept.get((objects[0],)) is None and kept.get((objects[1],)) is None
     assert kept.get((objects[2],)) == 2
+
+
+def test_get_or_make_makes_once_for_the_same_objects():
+    kept: KeptByIdentity[list] = KeptByIdentity()
+    plan = tuple([1, 2])
+    made = []
+
+    def make():
+        made.append(1)
+        return ["value"]
+
+    first = kept.get_or_make((plan,), make, "day")
+    assert kept.get_or_make((plan,), make, "day") is first
+    assert kept.get_or_make((tuple([1, 2]),), make, "day") is not first  # equal, not the same
+    assert kept.get_or_make((plan,), make, "another day") is not first
+    assert len(made) == 3

@@ -165,10 +165,7 @@ def _shared_reads(days: Sequence[date], points: Sequence[Point], today: date) ->
     made once)."""
     if not (isinstance(days, tuple) and isinstance(points, tuple)):
         return _reads_of(days, points, today)
-    found = _shared_plans.get((days, points), today)
-    if found is None:
-        found = _shared_plans.keep((days, points), _reads_of(days, points, today), today)
-    return found
+    return _shared_plans.get_or_make((days, points), partial(_reads_of, days, points, today), today)
 
 
 def _missing(wanted: list[T], values: list[bytes | None]) -> list[T]:
