@@ -366,3 +366,39 @@ def test_a_month_dropped_under_a_running_import_is_made_again(own_database):
     assert "usage_events_202503" in partitions(own_database)
     found = answers(own_database, org, old_day, old_day)
     assert found[None][str(old_day)]["tokens"] == 2 * sum(range(1, 6))
+
+
+def test_a_batch_of_new_ids_skips_the_look_up_and_a_seen_id_still_counts_once(
+    own_database, monkeypatch
+):
+    """Ids all new (the usual import) are inserted without asking whether each was seen
+    (COMMIT_NEW); a batch holding a seen id falls back to the statement that asks, within
+    its transaction, and so does the batch after it."""
+    from service.adapters.postgres import imports
+
+    upgrade_database(own_database)
+    org = new_org(own_database)
+    services = command_services(settings_for(own_database))
+    day = date(2025, 3, 10)
+
+    def batch(*numbers: int) -> list[tuple]:
+        return [(n, *UsageEvent(f"id-{n}", org.key_ids[n % 2], at(day), n, 1, 1)) for n in numbers]
+
+    careful = imports.COMMIT_STAGED
+    try:
+        with services.ledger.import_session() as session:
+            monkeypatch.setattr(imports, "COMMIT_STAGED", "SELECT 1 / 0")  # must not run
+            assert session.commit_batch(batch(1, 2, 3)).inserted == 3
+            monkeypatch.setattr(imports, "COMMIT_STAGED", careful)
+            # ids 2 and 3 were seen: the fast statement meets them and is undone whole
+            assert session.commit_batch(batch(2, 3, 4, 5)).inserted == 2
+            monkeypatch.setattr(imports, "COMMIT_NEW", "SELECT 1 / 0")  # the batch after
+            assert session.commit_batch(batch(6, 3)).inserted == 1
+    finally:
+        services.close()
+    found = answers(own_database, org, day, day)[None][str(day)]
+    assert found["tokens"] == sum(range(1, 7))  # each id once, by its first line's figures
+    assert found["usage"] == 6
+    with psycopg.connect(own_database) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 6
+        assert conn.execute("SELECT count(*) FROM usage_event_ids").fetchone()[0] == 6

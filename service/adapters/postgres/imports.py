@@ -87,8 +87,11 @@ UNKNOWN_KEYS = """
 # once imported is never again, whatever its moment, as long as the retention window keeps
 # it), add them to the daily and quarter-hour rollups, each in key order so that concurrent
 # imports never deadlock, and record the changed (key, day) pairs in the cache outbox.
-COMMIT_STAGED = """
-    WITH firsts AS (
+# Two statements differ in how they keep an id from being imported twice: COMMIT_STAGED
+# inserts each id unless already there (ON CONFLICT); COMMIT_NEW inserts them all, which
+# costs a sixth less when none was (a unique violation otherwise, so COMMIT_STAGED then).
+_FIRSTS = """
+    firsts AS (
         SELECT DISTINCT ON (s.event_id)
                s.event_id, s.api_key_id, k.organisation_id, s.occurred_at, s.tokens,
                s.stt_duration, s.usage
@@ -100,7 +103,14 @@ COMMIT_STAGED = """
         WHERE s.occurred_at >= ALL (SELECT day::timestamp AT TIME ZONE 'UTC'
                                     FROM event_ids_kept_from)
         ORDER BY s.event_id, s.line_no
-    ), unseen AS (
+    )"""
+_DAY_AND_QUARTER = """
+               (f.occurred_at AT TIME ZONE 'UTC')::date AS day,
+               (extract(hour FROM f.occurred_at AT TIME ZONE 'UTC') * 4
+                + extract(minute FROM f.occurred_at AT TIME ZONE 'UTC')::int / 15)::smallint
+                   AS quarter"""
+_UNSEEN_IDS_INSERTED = f"""
+    unseen AS (
         INSERT INTO usage_event_ids (event_id, occurred_on)
         SELECT event_id, (occurred_at AT TIME ZONE 'UTC')::date
         FROM firsts
@@ -108,14 +118,22 @@ COMMIT_STAGED = """
         ON CONFLICT (event_id) DO NOTHING
         RETURNING event_id
     ), fresh AS (
-        SELECT f.*,
-               (f.occurred_at AT TIME ZONE 'UTC')::date AS day,
-               (extract(hour FROM f.occurred_at AT TIME ZONE 'UTC') * 4
-                + extract(minute FROM f.occurred_at AT TIME ZONE 'UTC')::int / 15)::smallint
-                   AS quarter
+        SELECT f.*,{_DAY_AND_QUARTER}
         FROM firsts f
         JOIN unseen u ON u.event_id = f.event_id
-    ), raw AS (
+    )"""
+_EVERY_ID_INSERTED = f"""
+    fresh AS (
+        SELECT f.*,{_DAY_AND_QUARTER}
+        FROM firsts f
+    ), unseen AS (
+        INSERT INTO usage_event_ids (event_id, occurred_on)
+        SELECT event_id, day
+        FROM fresh
+        ORDER BY event_id
+    )"""
+_FRESH_COUNTED = """
+    raw AS (
         INSERT INTO usage_events
             (event_id, api_key_id, occurred_at, tokens, stt_duration, usage)
         SELECT event_id, api_key_id, occurred_at, tokens, stt_duration, usage
@@ -178,6 +196,8 @@ COMMIT_STAGED = """
     SELECT id, organisation_id, api_key_ids, days, (SELECT count(*) FROM fresh)
     FROM marked
 """
+COMMIT_STAGED = f"WITH{_FIRSTS},{_UNSEEN_IDS_INSERTED},{_FRESH_COUNTED}"
+COMMIT_NEW = f"WITH{_FIRSTS},{_EVERY_ID_INSERTED},{_FRESH_COUNTED}"
 
 
 # The retention window: whole months of raw events before the cutoff, and the ids that
@@ -215,6 +235,8 @@ class PostgresImportSession:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         self.months: set[datetime] = set()  # that have their partition of usage_events
+        # Whether the next batch's ids are likely all new: the last batch's were.
+        self.expect_new = True
         conn.execute(CREATE_STAGE)
 
     def _add_partitions(self, events: list[tuple]) -> None:
@@ -240,7 +262,7 @@ class PostgresImportSession:
                 with self.conn.cursor().copy(STAGE) as copy:
                     copy.write(copy_text(events) if prepared is None else prepared)
                 unknown = self.conn.execute(UNKNOWN_KEYS).fetchall()
-                rows = self.conn.execute(COMMIT_STAGED).fetchall()
+                rows = self._commit_staged()
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             raise ImportConflict() from None
         except psycopg.errors.NumericValueOutOfRange:
@@ -254,7 +276,21 @@ class PostgresImportSession:
             return self.commit_batch(events, prepared)
         # Every new event changes some rollup, so no outbox row means no new event.
         inserted = rows[0][-1] if rows else 0
+        self.expect_new = inserted + len(unknown) == len(events)
         return BatchOutcome(inserted, unknown, [PendingInvalidation(*row[:-1]) for row in rows])
+
+    def _commit_staged(self) -> list[tuple]:
+        """COMMIT_NEW when this session's last batch had no seen id, else COMMIT_STAGED;
+        COMMIT_STAGED too when COMMIT_NEW fails as an event seen before would make it (its
+        id is there; counted again, it would take a key's day past what is storable): the
+        savepoint undoes what COMMIT_NEW did, and COMMIT_STAGED counts only what is new."""
+        if self.expect_new:
+            try:
+                with self.conn.transaction():  # a savepoint
+                    return self.conn.execute(COMMIT_NEW).fetchall()
+            except (psycopg.errors.UniqueViolation, psycopg.errors.NumericValueOutOfRange):
+                pass
+        return self.conn.execute(COMMIT_STAGED).fetchall()
 
 
 class PostgresLedger:
