@@ -24,7 +24,13 @@ import pytest
 from hypothesis import strategies as st
 from psycopg.conninfo import make_conninfo
 
-from service.adapters.postgres.imports import copy_text, months_from
+from service.adapters.postgres.imports import (
+    CREATE_STAGE,
+    STAGE,
+    STAGED_MOMENT,
+    copy_text,
+    months_from,
+)
 from tests.support.api import deltas
 from tests.support.commands import run_command, wait_for_a_killed_import
 from tests.support.events import expected_deltas, make_events, write_jsonl
@@ -436,9 +442,9 @@ EVENT_IDS = st.text(
     min_size=1,
     max_size=200,
 )
-MOMENTS = st.datetimes(
-    min_value=datetime(1970, 1, 1),
-    max_value=datetime(2100, 1, 1),
+MOMENTS = st.datetimes(  # days before 1970 and microseconds in the year 9999 too
+    min_value=datetime(1, 1, 2),
+    max_value=datetime(9999, 12, 30),
     timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
 )
 FIGURES = st.integers(0, 2**53 - 1)
@@ -456,21 +462,27 @@ FIGURES = st.integers(0, 2**53 - 1)
 )
 def test_a_prepared_batch_stages_what_write_row_stages(database_url, events):
     """The COPY text a batch is prepared as, off the connection's thread (copy_text), holds
-    the same rows as psycopg's own write_row: escapes, moments and figures alike."""
+    the same rows as psycopg's own write_row: escapes, figures, and each moment exactly
+    (staged as a day and a microsecond, made a timestamp again by STAGED_MOMENT)."""
     rows = [(number, *event) for number, event in enumerate(events, start=1)]
+    moment = STAGED_MOMENT.format(day="date '1970-01-01' + day_number", micro_of_day="micro_of_day")
     with psycopg.connect(database_url) as conn:
         conn.execute(f"CREATE TEMPORARY TABLE by_rows ({STAGED})")
-        conn.execute(f"CREATE TEMPORARY TABLE by_text ({STAGED})")
+        conn.execute(CREATE_STAGE)
         with conn.cursor().copy("COPY by_rows FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        with conn.cursor().copy("COPY by_text FROM STDIN") as copy:
+        with conn.cursor().copy(STAGE) as copy:
             copy.write(copy_text(rows))
         by_rows = conn.execute("SELECT * FROM by_rows ORDER BY line_no").fetchall()
-        by_text = conn.execute("SELECT * FROM by_text ORDER BY line_no").fetchall()
+        by_text = conn.execute(
+            f"SELECT line_no, event_id, api_key_id, {moment}, tokens, stt_duration, usage"
+            " FROM staged_events ORDER BY line_no"
+        ).fetchall()
         conn.rollback()
     assert by_text == by_rows
     assert [row[1] for row in by_text] == [event[0] for event in events]
+    assert [row[3] for row in by_text] == [event[2] for event in events]
 
 
 def test_an_import_leaves_the_interpreter_as_it_found_it(org, cli, tmp_path):
