@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from service.domain.keys import UUID_TEXT
@@ -132,25 +131,34 @@ def usual_csv_events(header: list[str]) -> Callable[[list[str]], UsageEvent | No
     fraction of event_from_csv's cost (an import reads millions); None for any other
     record, which event_from_csv then judges."""
     pattern = re.compile(USUAL_CSV_SEPARATOR.join(f"({USUAL_CSV_VALUES[name]})" for name in header))
-    in_order = itemgetter(*(header.index(name) for name in FIELDS if name in header))
-    has_usage = "usage" in header
+    fullmatch = pattern.fullmatch
+    join = USUAL_CSV_SEPARATOR.join
+    event_at, key_at, moment_at, tokens_at, stt_at = (
+        header.index(name) for name in FIELDS if name != "usage"
+    )
+    usage_at = header.index("usage") if "usage" in header else None
     columns = len(header)
     make_event = UsageEvent._make
 
     def read(values: list[str]) -> UsageEvent | None:
-        if len(values) != columns:  # else a value holding the separator would pass for two
+        # As many values as columns, each free of the separator (no usual value holds it):
+        # then the match is the values' own, one group each, and they are read directly.
+        if len(values) != columns or fullmatch(join(values)) is None:
             return None
-        match = pattern.fullmatch(USUAL_CSV_SEPARATOR.join(values))
-        if match is None:
-            return None
-        event_id, api_key_id, occurred_at, tokens, stt_duration, *usage = in_order(match.groups())
         try:
-            moment = datetime.fromisoformat(occurred_at).astimezone(UTC)
+            moment = datetime.fromisoformat(values[moment_at]).astimezone(UTC)
         except (ValueError, OverflowError):  # not a real moment: event_from_csv says so
             return None
-        used = int(usage[0]) if has_usage and usage[0] else DEFAULT_USAGE
+        used = values[usage_at] if usage_at is not None else ""
         return make_event(
-            (event_id, api_key_id.lower(), moment, int(tokens), int(stt_duration), used)
+            (
+                values[event_at],
+                values[key_at].lower(),
+                moment,
+                int(values[tokens_at]),
+                int(values[stt_at]),
+                int(used) if used else DEFAULT_USAGE,
+            )
         )
 
     return read

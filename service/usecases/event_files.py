@@ -140,7 +140,8 @@ def read_csv(stream: BinaryIO, *, shortcut: bool = True) -> Iterator[NumberedLin
                 yield from lines.too_long_until(lines.number)
                 continue
             if plain is not None and (event := usual(plain.split(","))) is not None:
-                yield from lines.too_long_until(lines.number)
+                if lines.too_long:
+                    yield from lines.too_long_until(lines.number)
                 yield lines.number, event
                 continue
         lines.again(line)
