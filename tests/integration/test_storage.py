@@ -12,6 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -402,3 +403,49 @@ def test_a_batch_of_new_ids_skips_the_look_up_and_a_seen_id_still_counts_once(
     with psycopg.connect(own_database) as conn:
         assert conn.execute("SELECT count(*) FROM usage_events").fetchone()[0] == 6
         assert conn.execute("SELECT count(*) FROM usage_event_ids").fetchone()[0] == 6
+
+
+@pytest.mark.parametrize("expect_new", [True, False], ids=["COMMIT_NEW", "COMMIT_STAGED"])
+def test_a_batch_takes_its_ids_before_any_rollup_row(own_database, expect_new):
+    """Both batch statements insert the ids before they touch a rollup row. Found: the
+    statement for new ids inserted them last; two imports of the same ids at once then
+    deadlocked, one holding a day's row while waiting for an id the other held while
+    waiting for that row (Postgres broke each such cycle after a second)."""
+    upgrade_database(own_database)
+    org = new_org(own_database)
+    services = command_services(settings_for(own_database))
+    day, key = date(2025, 3, 10), org.key_ids[0]
+    try:
+        with services.ledger.import_session() as session:
+            session.commit_batch([(1, *UsageEvent("before", key, at(day), 1, 1, 1))])
+            session.expect_new = expect_new
+            pid = session.conn.info.backend_pid
+            with ThreadPoolExecutor(1) as thread, psycopg.connect(own_database) as holder:
+                holder.execute("INSERT INTO usage_event_ids VALUES ('held', %s)", (day,))
+                batch = [(1, *UsageEvent("held", key, at(day), 2, 1, 1))]
+                committing = thread.submit(session.commit_batch, batch)
+                waits_for_a_lock(own_database, pid)
+                with psycopg.connect(own_database) as other:  # the day's row is free
+                    other.execute(
+                        "SELECT 1 FROM usage_daily WHERE api_key_id = %s AND day = %s"
+                        " FOR UPDATE NOWAIT",
+                        (key, day),
+                    )
+                holder.rollback()  # the id is free: the batch goes on and inserts it
+                assert committing.result(timeout=30).inserted == 1
+    finally:
+        services.close()
+    assert answers(own_database, org, day, day)[None][str(day)]["tokens"] == 3
+
+
+def waits_for_a_lock(url: str, pid: int) -> None:
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row is not None and row[0] == "Lock":
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited for a lock")

@@ -136,14 +136,19 @@ _UNSEEN_IDS_INSERTED = f"""
         JOIN unseen u ON u.event_id = f.event_id
     )"""
 _EVERY_ID_INSERTED = f"""
-    fresh AS (
-        SELECT f.*,{_MOMENT_AND_QUARTER}
-        FROM firsts f
-    ), unseen AS (
+    unseen AS (
         INSERT INTO usage_event_ids (event_id, occurred_on)
         SELECT event_id, day
-        FROM fresh
+        FROM firsts
         ORDER BY event_id
+        RETURNING event_id
+    ), fresh AS (
+        SELECT f.*,{_MOMENT_AND_QUARTER}
+        FROM firsts f
+        -- Read once, before the first event: every id is in before any rollup row is
+        -- touched, as in COMMIT_STAGED. Else two imports of the same ids deadlock, one
+        -- holding an id the other waits for while it waits for a rollup row.
+        WHERE (SELECT count(*) FROM unseen) >= 0
     )"""
 _FRESH_COUNTED = """
     raw AS (
