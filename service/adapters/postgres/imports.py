@@ -122,34 +122,35 @@ _FIRSTS = """
 _MOMENT_AND_QUARTER = f"""
                {STAGED_MOMENT.format(day="f.day", micro_of_day="f.micro_of_day")} AS occurred_at,
                (f.micro_of_day / 900000000)::smallint AS quarter  -- of 15 minutes"""
-_UNSEEN_IDS_INSERTED = f"""
+
+
+def _ids_then_fresh(on_conflict: str, only_inserted: str) -> str:
+    """The ids inserted (`on_conflict`: what to do with one already there), then the events
+    counted (`only_inserted`: how `fresh` keeps to the events whose id went in), with the
+    moment and quarter-hour of each."""
+    return f"""
     unseen AS (
         INSERT INTO usage_event_ids (event_id, occurred_on)
         SELECT event_id, day
         FROM firsts
         ORDER BY event_id
-        ON CONFLICT (event_id) DO NOTHING
+        {on_conflict}
         RETURNING event_id
     ), fresh AS (
         SELECT f.*,{_MOMENT_AND_QUARTER}
         FROM firsts f
-        JOIN unseen u ON u.event_id = f.event_id
+        {only_inserted}
     )"""
-_EVERY_ID_INSERTED = f"""
-    unseen AS (
-        INSERT INTO usage_event_ids (event_id, occurred_on)
-        SELECT event_id, day
-        FROM firsts
-        ORDER BY event_id
-        RETURNING event_id
-    ), fresh AS (
-        SELECT f.*,{_MOMENT_AND_QUARTER}
-        FROM firsts f
-        -- Read once, before the first event: every id is in before any rollup row is
-        -- touched, as in COMMIT_STAGED. Else two imports of the same ids deadlock, one
-        -- holding an id the other waits for while it waits for a rollup row.
-        WHERE (SELECT count(*) FROM unseen) >= 0
-    )"""
+
+
+_UNSEEN_IDS_INSERTED = _ids_then_fresh(
+    "ON CONFLICT (event_id) DO NOTHING", "JOIN unseen u ON u.event_id = f.event_id"
+)
+# Every id went in (or the statement fails), so every event counts. `unseen` is read once,
+# before the first event: every id is in before any rollup row is touched, as in
+# COMMIT_STAGED. Else two imports of the same ids deadlock, one holding an id the other
+# waits for while it waits for a rollup row.
+_EVERY_ID_INSERTED = _ids_then_fresh("", "WHERE (SELECT count(*) FROM unseen) >= 0")
 _FRESH_COUNTED = """
     raw AS (
         INSERT INTO usage_events
