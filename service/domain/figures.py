@@ -45,6 +45,13 @@ class DayUsage(NamedTuple):
         return not (self.tokens or self.usage or self.stt_duration)
 
 
+def figures_text(figures: DayUsage) -> bytes:
+    """A day's figures as the text the stores exchange in bulk: tokens, usage and
+    stt_duration in decimal, a space between them (b"1200 3 95"). Anything with those three
+    attributes will do."""
+    return b"%d %d %d" % (figures.tokens, figures.usage, figures.stt_duration)
+
+
 def days_between(start: date, end: date) -> list[date]:
     """Every day from `start` to `end`, both included."""
     return list(_days_between(start, end))

@@ -21,6 +21,7 @@ from service.adapters.postgres.identity import cache_identity
 from service.adapters.postgres.pool import CommandDatabase
 from service.domain.figures import Scope
 from service.entrypoints.http.conventions import services_of
+from service.usecases import cache_upkeep
 from tests.support.api import api_request, body_for, deltas
 from tests.support.events import expected_deltas, make_events, write_jsonl
 
@@ -203,10 +204,12 @@ def test_cache_warm_of_all_organisations_counts_organisation_days(cli, make_org,
     assert json.loads(result.stdout)["org_days"] >= 2  # at least the new organisation's two days
 
 
-def test_cache_warm_of_a_long_range_shares_its_batches_between_readers(
-    client, make_org, cli, tmp_path, sql_unreachable
+@pytest.mark.parametrize("org_days_per_batch", [500, cache_upkeep.ORG_DAYS_PER_BATCH])
+def test_cache_warm_of_a_long_range_fills_every_organisation_in_batches(
+    client, make_org, cli, tmp_path, sql_unreachable, monkeypatch, org_days_per_batch
 ):
-    """400 days: one organisation a batch, read by two threads with a connection each."""
+    """400 days: one organisation a batch, or all of them in one."""
+    monkeypatch.setattr(cache_upkeep, "ORG_DAYS_PER_BATCH", org_days_per_batch)
     orgs = [make_org(clinic_keys=1) for _ in range(3)]
     start = TODAY - timedelta(days=399)
     days = [start + timedelta(days=n) for n in range(400)]

@@ -83,12 +83,15 @@ class FakeRollups:
         self.reads.append(("key", list(days)))
         return [self.rows[(api_key_id, day)] for day in days if (api_key_id, day) in self.rows]
 
-    def organisations_days(
+    def organisations_days_text(
         self, organisation_ids: list[UUID], start: date, end: date
-    ) -> dict[UUID, list[DayUsage]]:
+    ) -> dict[UUID, dict[date, bytes]]:
         self.reads.append(("organisations", [start, end]))
         return {
-            org: list(self._summed(org, lambda day: start <= day <= end).values())
+            org: {
+                day: b"%d %d %d" % figures[1:]
+                for day, figures in self._summed(org, lambda day: start <= day <= end).items()
+            }
             for org in organisation_ids
         }
 

@@ -32,17 +32,19 @@ def services_with(organisations: int):
 
 
 @pytest.mark.parametrize(
-    ("organisations", "days", "batches"),
+    ("organisations", "days", "org_days_per_batch", "batches"),
     [
-        (5, 400, 5),  # a year is more than a batch: one organisation a batch
-        (10, 31, 1),  # 500 // 31 = 16 organisations a batch
-        (40, 31, 3),  # 16 + 16 + 8
-        (3, 1, 1),
+        (5, 400, 500, 5),  # a year is more than a batch: one organisation a batch
+        (10, 31, 500, 1),  # 500 // 31 = 16 organisations a batch
+        (40, 31, 500, 3),  # 16 + 16 + 8
+        (3, 1, 500, 1),
+        (130, 400, cache_upkeep.ORG_DAYS_PER_BATCH, 2),  # 50,000 // 400 = 125 a batch
     ],
 )
-def test_organisations_are_read_in_batches_of_about_500_organisation_days(
-    organisations, days, batches
+def test_organisations_are_read_in_batches_of_about_so_many_organisation_days(
+    organisations, days, org_days_per_batch, batches, monkeypatch
 ):
+    monkeypatch.setattr(cache_upkeep, "ORG_DAYS_PER_BATCH", org_days_per_batch)
     services, orgs = services_with(organisations)
     start = TODAY - timedelta(days=days - 1)
     summary = cache_upkeep.warm(services, start, TODAY, today=TODAY)

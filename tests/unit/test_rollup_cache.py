@@ -389,13 +389,18 @@ def test_the_buckets_of_a_range_are_the_same_for_every_scope_but_for_their_prefi
 
 
 def written(cache, monkeypatch) -> list[bytes]:
-    """What each hand-packed round trip of reads sends, from now on."""
+    """What each hand-packed write sends, from now on (a round trip of reads is one write;
+    a fill's may be several)."""
     sent: list[bytes] = []
+    spied: list = []
     pool = cache.client.connection_pool
     real = pool.get_connection
 
     def spying(*args, **kwargs):
         conn = real(*args, **kwargs)
+        if conn in spied:  # a connection back from the pool is spied on already
+            return conn
+        spied.append(conn)
         send = conn.send_packed_command
 
         def recorded(command, *a, **k):
@@ -468,3 +473,52 @@ def test_every_day_and_point_of_several_scopes_reads_as_flat_figures_or_not_at_a
     later = (*range_, TODAY + timedelta(days=1))
     assert cache.read_every(scopes[2:], later, (), TODAY) is None, "a day after today"
     assert cache.read_every(scopes[2:], range_, ((later[-1], 4),), TODAY) is None
+
+
+def test_days_filled_from_their_figures_as_text_read_as_filled_from_figures():
+    range_ = days(date(2023, 12, 20), 60)  # three months
+    figures = {day: usage(day, 2**64 + n) for n, day in enumerate(range_) if n % 4}
+    texts = {day: b"%d %d %d" % (f.tokens, f.usage, f.stt_duration) for day, f in figures.items()}
+    from_figures, from_texts = cache_on(), cache_on()
+    from_figures.fill(
+        from_figures.lease([(Scope(ORG), range_)], TODAY), {Scope(ORG): figures}, TODAY
+    )
+    lease = from_texts.lease([(Scope(ORG), range_)], TODAY)
+    assert from_texts.fill_texts(lease, {Scope(ORG): texts}, TODAY) == len(range_)
+    read = from_texts.read(Scope(ORG), range_, TODAY)
+    assert read.missing == [] and read.found == figures
+    assert read == from_figures.read(Scope(ORG), range_, TODAY)
+
+
+def test_a_fill_skips_only_the_buckets_whose_lease_went(cache):
+    """One script an organisation checks each bucket's lease on its own."""
+    range_ = days(date(2024, 1, 1), 60)  # January, February
+    scopes = [Scope(ORG), Scope(ORG, KEY)]
+    lease = cache.lease([(scope, range_) for scope in scopes], TODAY)
+    assert len(lease.buckets) == 4
+    cache.invalidate([(ORG, KEY, date(2024, 2, 5))], TODAY)  # February's, of both scopes
+    figures = {day: usage(day, 10 + n) for n, day in enumerate(range_)}
+    assert cache.fill(lease, {scope: figures for scope in scopes}, TODAY) == 2 * 31
+    for scope in scopes:
+        read = cache.read(scope, range_, TODAY)
+        assert read.missing == range_[31:]
+        assert read.found == {day: figures[day] for day in range_[:31]}
+
+
+def test_a_fill_sends_one_script_an_organisation_and_survives_a_flushed_script_cache(
+    monkeypatch,
+):
+    server = fakeredis.FakeServer()
+    cache = cache_on(server)
+    organisations = [uuid.UUID(int=n) for n in range(1, 4)]
+    range_ = days(TODAY - timedelta(days=100), 101)
+    wanted = [(Scope(org), range_) for org in organisations] + [(Scope(ORG, KEY), range_)]
+    fakeredis.FakeRedis(server=server).script_flush()
+    sent = written(cache, monkeypatch)
+    lease = cache.lease(wanted, TODAY)
+    assert cache.fill(lease, {}, TODAY) == len(wanted) * len(range_)
+    fill = b"".join(sent[1:])  # after the leases' round trip
+    assert fill.count(b"EVALSHA") == len(organisations) + 1  # ORG's key is an organisation
+    assert fill.count(b"SCRIPT") == 1
+    for scope, _ in wanted:
+        assert cache.read(scope, range_, TODAY).missing == []

@@ -149,22 +149,26 @@ class PostgresRollups:
             return {key: {} for key in api_key_ids}
         return self.db.read(_keys_points, api_key_ids, points)
 
-    def organisations_days(
+    def organisations_days_text(
         self, organisation_ids: list[UUID], start: date, end: date
-    ) -> dict[UUID, list[DayUsage]]:
-        """Per organisation, every key summed per day over a range: one set-based query."""
+    ) -> dict[UUID, dict[date, bytes]]:
+        """Per organisation, every key summed per day over a range, each day's figures as
+        `figures_text`, made by Postgres: a row an organisation, its days and their texts
+        in one string, so that a bulk read (cache warm) decodes no figure at all. The two
+        aggregates see the rows in the same order, whichever it is: nothing to sort."""
         with self.db.connection() as conn:
             rows = conn.execute(
                 """
-                SELECT organisation_id, day, tokens, usage, stt_duration
+                SELECT organisation_id,
+                       array_agg(day),
+                       string_agg(concat_ws(' ', tokens, usage, stt_duration), ',')
                 FROM usage_daily_org
                 WHERE organisation_id = ANY(%s) AND day BETWEEN %s AND %s
+                GROUP BY organisation_id
                 """,
                 (organisation_ids, start, end),
             ).fetchall()
-        found: dict[UUID, list[DayUsage]] = {
-            organisation_id: [] for organisation_id in organisation_ids
-        }
-        for organisation_id, *figures in rows:
-            found[organisation_id].append(DayUsage(*figures))
+        found: dict[UUID, dict[date, bytes]] = {org: {} for org in organisation_ids}
+        for organisation_id, days, texts in rows:
+            found[organisation_id] = dict(zip(days, texts.encode().split(b","), strict=True))
         return found

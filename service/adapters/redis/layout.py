@@ -20,13 +20,14 @@ from its first fill, plus jitter: a backstop only; invalidation keeps the figure
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 from uuid import UUID
 
-from service.domain.figures import DayUsage, Scope
-from service.domain.reports import Figures, Point
+from service.domain.figures import Scope, figures_text
+from service.domain.reports import Point
 
 LAYOUT_VERSION = "ua1"
 EMPTY = b"0 0 0"
@@ -139,8 +140,17 @@ def lease_of(bucket: str) -> str:
     return f"{bucket}:lease"
 
 
+_DAY_FIELDS = tuple(b"%02d" % n for n in range(32))
+_DAY_OF_MONTH = attrgetter("day")
+
+
 def field_of(day: date) -> bytes:
-    return b"%02d" % day.day
+    return _DAY_FIELDS[day.day]
+
+
+def fields_of(days: Iterable[date]) -> Iterator[bytes]:
+    """`field_of` each day, without a call of ours a day."""
+    return map(_DAY_FIELDS.__getitem__, map(_DAY_OF_MONTH, days))
 
 
 def field_of_point(point: Point) -> bytes:
@@ -153,5 +163,4 @@ def points_mark_of(day: date) -> bytes:
     return b"%02d.p" % day.day
 
 
-def encode(day: DayUsage | Figures) -> bytes:
-    return b"%d %d %d" % (day.tokens, day.usage, day.stt_duration)
+encode = figures_text  # a field's value: the day's (or running sum's) figures as text

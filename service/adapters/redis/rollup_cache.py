@@ -32,15 +32,18 @@ from uuid import UUID
 import orjson
 import pybreaker
 import redis
+from hiredis import pack_command
 from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 
 from service.adapters.redis.layout import (
     EMPTY,
     Layout,
+    SharedBucket,
     encode,
     field_of,
     field_of_point,
+    fields_of,
     lease_of,
     points_mark_of,
     shared_buckets,
@@ -70,12 +73,25 @@ end
 return 1
 """
 
+# Fill buckets of one organisation (one slot on a cluster): KEYS are bucket, lease, bucket,
+# lease...; ARGV the token, then for each bucket its lifetime, how many field and value
+# items follow, and those. A bucket is written only while its lease holds the token; the
+# answer says, bucket by bucket, whether it was.
 FILL_SCRIPT = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
-redis.call('DEL', KEYS[2])
-return 1
+local token, at, written = ARGV[1], 2, {}
+for i = 1, #KEYS, 2 do
+  local ttl, items = ARGV[at], tonumber(ARGV[at + 1])
+  if redis.call('GET', KEYS[i + 1]) == token then
+    redis.call('HSET', KEYS[i], unpack(ARGV, at + 2, at + 1 + items))
+    redis.call('PEXPIRE', KEYS[i], ttl, 'NX')
+    redis.call('DEL', KEYS[i + 1])
+    written[#written + 1] = 1
+  else
+    written[#written + 1] = 0
+  end
+  at = at + 2 + items
+end
+return written
 """
 
 
@@ -329,16 +345,23 @@ class RedisRollupCache:
                 failures.append(failure)
         return answers, failures
 
-    def _hmget_many(self, node: Node, packed: bytes, replies: int) -> list[list[bytes | None]]:
-        """Send HMGETs packed by hand in one write and read their replies back in one go:
-        for a few hundred buckets the client library's own pipeline costs several times
-        more than Redis does. A connection found dead (Redis restarted) is tried once more
-        on a fresh one, as the client's own retry would."""
+    def _exchange(self, node: Node, packed: Iterable[bytes], replies: int) -> list:
+        """Send commands packed by hand, each part as soon as it is made (Redis runs the
+        first while the next are packed), then read their replies back in one go: for a few
+        hundred buckets the client library's own pipeline costs several times more than
+        Redis does. A connection found dead (Redis restarted) is tried once more on a fresh
+        one, as the client's own retry would; an error reply raises."""
         pool = node.client.connection_pool
+        sent: list[bytes] = []
+        parts = iter(packed)
         for attempt in (1, 2):
             conn = pool.get_connection()
             try:
-                conn.send_packed_command([packed])
+                if sent:
+                    conn.send_packed_command(sent)
+                for part in parts:
+                    sent.append(part)
+                    conn.send_packed_command([part], check_health=False)
                 return [conn.read_response() for _ in range(replies)]
             except redis.ConnectionError:
                 conn.disconnect()
@@ -370,7 +393,7 @@ class RedisRollupCache:
             for suffix, count, arguments in tails
         )
         node = self.nodes.node_of(scope.organisation_id)
-        answers = self._on(node, lambda: self._hmget_many(node, packed, len(tails)))
+        answers = self._on(node, lambda: self._exchange(node, [packed], len(tails)))
         values = list(chain(*answers))
         last = self._last_reads.get((), packed)
         if last is not None and last[0] == values and last[1] == cacheable:
@@ -476,7 +499,7 @@ class RedisRollupCache:
                 for suffix, count, arguments in tails
             )
             replies = self._on(
-                node, partial(self._hmget_many, node, packed, len(members) * len(tails))
+                node, partial(self._exchange, node, [packed], len(members) * len(tails))
             )
             if len(by_node) == 1:  # one node (always on one Redis): already in scope order
                 return replies
@@ -489,9 +512,14 @@ class RedisRollupCache:
         round trip."""
         lease = Lease(token=secrets.token_hex(16).encode())
         buckets: dict[str, tuple[Scope, list[date], list[Point]]] = {}
+        shared_days: dict[tuple[date, ...], list[SharedBucket]] = {}  # scopes share ranges
         for scope, days, *more in wanted:
-            for bucket, bucket_days in self.layout.buckets(scope, days, today).items():
-                buckets[bucket] = (scope, bucket_days, [])
+            shared = shared_days.get(wanted_days := tuple(days))
+            if shared is None:
+                shared = shared_days[wanted_days] = shared_buckets(wanted_days, (), today)
+            base = self.layout.scope_prefix(scope)
+            for bucket in shared:
+                buckets[base + bucket.suffix] = (scope, bucket.days, [])
             for bucket, found in self.layout.point_buckets(
                 scope, more[0] if more else [], today
             ).items():
@@ -500,11 +528,10 @@ class RedisRollupCache:
             return lease
         groups = self._by_node(buckets, lambda entry: entry[0].organisation_id)
 
-        def take(node: Node, names: list[str]) -> list[bool | None]:
-            pipe = node.client.pipeline(transaction=False)
-            for bucket in names:
-                pipe.set(lease_of(bucket), lease.token, nx=True, px=self.lease_ms)
-            return pipe.execute()
+        def take(node: Node, names: list[str]) -> list[bytes | None]:
+            held = (lease.token, b"NX", b"PX", self.lease_ms)
+            packed = b"".join(pack_command((b"SET", lease_of(bucket), *held)) for bucket in names)
+            return self._exchange(node, [packed], len(names))
 
         answers, failures = self._per_node(groups, take)
         if failures and not answers:  # no node answered: the caller serves from SQL alone
@@ -537,45 +564,92 @@ class RedisRollupCache:
         """Write the leased buckets whose lease is still ours, from `figures[scope][day]`
         and `points[scope][point]` (a day or point missing there had no usage), in one round
         trip. Returns the days and points written."""
+        points = points or {}
+
+        def pairs(scope: Scope, days: list[date], bucket_points: list[Point]) -> list[bytes]:
+            known = figures.get(scope, {})
+            found: list[bytes] = []
+            for day in days:
+                usage = known.get(day)
+                found += (field_of(day), EMPTY if usage is None else encode(usage))
+            known_points = points.get(scope, {})
+            for point in bucket_points:
+                usage = known_points.get(point)
+                found += (field_of_point(point), EMPTY if usage is None else encode(usage))
+            for day in {day for day, _ in bucket_points}:
+                found += (points_mark_of(day), b"1")
+            return found
+
+        return self._write_leased(lease, today, pairs)
+
+    def fill_texts(self, lease: Lease, texts: dict[Scope, dict[date, bytes]], today: date) -> int:
+        """`fill` of days from their figures as text (`figures_text`), as a bulk read gives
+        them: nothing to encode."""
+
+        def pairs(scope: Scope, days: list[date], _: list[Point]) -> list[bytes]:
+            known = texts.get(scope, {})
+            return list(
+                chain.from_iterable(
+                    zip(fields_of(days), map(known.get, days, repeat(EMPTY)), strict=True)
+                )
+            )
+
+        return self._write_leased(lease, today, pairs)
+
+    def _write_leased(
+        self,
+        lease: Lease,
+        today: date,
+        pairs: Callable[[Scope, list[date], list[Point]], list[bytes]],
+    ) -> int:
+        """Write each leased bucket's `pairs` (fields and values) while its lease is still
+        ours: one script an organisation, packed by hand, one round trip a node (the script
+        is loaded first in the same round trip, so that Redis always knows it)."""
         if not lease.buckets:
             return 0
-        points = points or {}
-        groups = self._by_node(lease.buckets, lambda entry: entry[0].organisation_id)
+        by_organisation: dict[UUID, list[str]] = defaultdict(list)
+        for bucket, (scope, _, _) in lease.buckets.items():
+            by_organisation[scope.organisation_id].append(bucket)
+        groups: dict[Node, list[UUID]] = defaultdict(list)
+        for organisation_id in by_organisation:
+            groups[self.nodes.node_of(organisation_id)].append(organisation_id)
         mark_node = self._mark_node() if self.read_by_servers else None
+        digest = self._fill.sha.encode()
+        load = pack_command((b"SCRIPT", b"LOAD", self._fill.script))
 
-        def write(node: Node, names: list[str]) -> list[int]:
-            pipe = node.client.pipeline(transaction=False)
-            for bucket in names:
+        def script(buckets: list[str]) -> bytes:
+            keys: list[str] = []
+            arguments: list[bytes | int] = [lease.token]
+            for bucket in buckets:
                 scope, days, bucket_points = lease.buckets[bucket]
-                known = figures.get(scope, {})
-                pairs: list[bytes] = []
-                for day in days:
-                    usage = known.get(day)
-                    pairs += (field_of(day), EMPTY if usage is None else encode(usage))
-                known_points = points.get(scope, {})
-                for point in bucket_points:
-                    usage = known_points.get(point)
-                    pairs += (field_of_point(point), EMPTY if usage is None else encode(usage))
-                for day in {day for day, _ in bucket_points}:
-                    pairs += (points_mark_of(day), b"1")
                 first_day = days[0] if days else bucket_points[0][0]
                 ttl = self.today_ttl_ms if first_day >= today else self.ttl_ms
-                ttl += random.randrange(ttl // 10 + 1)
-                keys = [bucket, lease_of(bucket)]
-                self._fill(keys=keys, args=[lease.token, ttl, *pairs], client=pipe)
-            if node is mark_node:
-                pipe.set(self.layout.served_mark, b"1")
-            return pipe.execute()[: len(names)]  # the mark's answer, if any, comes last
+                written = pairs(scope, days, bucket_points)
+                keys += (bucket, lease_of(bucket))
+                arguments += (ttl + random.randrange(ttl // 10 + 1), len(written), *written)
+            return pack_command((b"EVALSHA", digest, len(keys), *keys, *arguments))
+
+        def write(node: Node, organisations: list[UUID]) -> list[list[int]]:
+            packed = chain(
+                [load],
+                (script(by_organisation[org]) for org in organisations),
+                [pack_command((b"SET", self.layout.served_mark, b"1"))]
+                if node is mark_node
+                else [],
+            )
+            replies = self._exchange(node, packed, len(organisations) + 1 + (node is mark_node))
+            return replies[1 : 1 + len(organisations)]  # after the load; the mark's comes last
 
         answers, failures = self._per_node(groups, write)
         if failures and not answers:
             raise failures[0]
         written = 0
-        for node, oks in answers.items():
-            for bucket, ok in zip(groups[node], oks, strict=True):
-                if ok:
-                    _, days, bucket_points = lease.buckets[bucket]
-                    written += len(days) + len(bucket_points)
+        for node, per_organisation in answers.items():
+            for org, oks in zip(groups[node], per_organisation, strict=True):
+                for bucket, ok in zip(by_organisation[org], oks, strict=True):
+                    if ok:
+                        _, days, bucket_points = lease.buckets[bucket]
+                        written += len(days) + len(bucket_points)
         return written
 
     def invalidate(
