@@ -18,7 +18,7 @@ from service.domain.figures import UsageQuery
 from service.domain.reports import ReportQuery
 from service.domain.time_buckets import GRANULARITIES
 from service.entrypoints.cli.base import Commands, emit, one_line, services
-from service.entrypoints.report_formats import csv_body, table_text
+from service.entrypoints.report_formats import csv_body, json_text, summary_json, table_text
 from service.usecases import event_files, imports, reports
 from service.usecases.figures import usage_for_range
 
@@ -139,7 +139,7 @@ def usage_report(
         principal = reports.principal_of(services(), organisation_id)
         if fmt == "json" and not given:
             query = UsageQuery(loaded["start_date"], loaded["end_date"], api_key_id)
-            emit(usage_for_range(services(), principal, query).as_json())
+            click.echo(summary_json(usage_for_range(services(), principal, query)))
             return
         prepared = reports.prepare(services(), ReportQuery.from_body(loaded))
         result = reports.report(services(), principal, prepared, every_group=True)
@@ -148,8 +148,8 @@ def usage_report(
         if refused.code == "invalid_request":  # the API's 400: the options break a rule
             raise click.UsageError(detail) from None
         raise click.ClickException(detail) from None
-    if fmt == "json":
-        emit(result.as_json())
+    if fmt == "json":  # the API's bytes
+        click.echo(json_text(result))
     elif fmt == "csv":
         click.echo(csv_body(result), nl=False)
     else:
