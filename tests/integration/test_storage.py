@@ -24,7 +24,6 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from bench import storage
 from config.settings import Settings
 from service.adapters.postgres.migrate import available_migrations, upgrade_database
 from service.bootstrap import command_services
@@ -252,60 +251,6 @@ def test_rollup_upserts_are_hot_updates(own_database, tmp_path):
         assert hot >= 0.9 * updates, f"{table}: {hot} of {updates} updates HOT"
     found = answers(own_database, org, days[-1] - timedelta(days=1), TODAY)
     assert found[None] == expected_deltas(everything, days[-1] - timedelta(days=1), TODAY)
-
-
-def test_an_organisations_month_is_laid_out_whole_before_a_batch_adds_to_it(own_database, tmp_path):
-    """Its days are written together as zeros, and batches only update them; a day of
-    zeros answers as a day without usage."""
-    upgrade_database(own_database)
-    org = new_org(own_database)
-    events = make_events(random.Random(17), org.key_ids, [date(2024, 2, 15)], 20)
-    assert {e.day.month for e in events} == {2}
-    imported(settings_for(own_database), write_jsonl(tmp_path / "e.jsonl", events))
-    with psycopg.connect(own_database) as conn:
-        rows = conn.execute(
-            "SELECT day, tokens, usage, stt_duration FROM usage_daily_org"
-            " WHERE organisation_id = %s ORDER BY day",
-            (org.id,),
-        ).fetchall()
-    assert [row[0] for row in rows] == [date(2024, 2, 1) + timedelta(days=n) for n in range(29)]
-    month = (date(2024, 2, 1), date(2024, 2, 29))
-    expected = expected_deltas(events, *month)
-    assert {
-        str(row[0]): {"tokens": row[1], "usage": row[2], "stt_duration": row[3]}
-        for row in rows
-        if any(row[1:])
-    } == expected
-    assert answers(own_database, org, *month)[None] == expected
-
-
-def test_an_organisations_days_stay_packed_while_both_connections_add_to_them(
-    own_database, tmp_path
-):
-    """Events day after day, a few batches a day: each day's rows are updated by both of
-    the import's connections while the next days come. Inserted by the batches, the rows
-    took 1.8-1.9 times the pages of a compacted copy."""
-    upgrade_database(own_database)
-    orgs = [new_org(own_database, clinic_keys=4) for _ in range(8)]
-    days = [date(2024, 3, 1) + timedelta(days=n) for n in range(61)]  # March and April
-    rng = random.Random(19)
-    events = sorted(
-        (e for org in orgs for e in make_events(rng, org.key_ids, days, 600)),
-        key=lambda e: e.day,
-    )
-    path = write_jsonl(tmp_path / "e.jsonl", events)
-    ran = run_command(
-        settings_for(own_database), "usage", "import", str(path), "--batch-size", "40"
-    )
-    assert ran.exit_code == 0, ran.output
-    with psycopg.connect(own_database, autocommit=True) as conn:
-        conn.execute("VACUUM usage_daily_org")
-    packed = storage.compaction(own_database)["usage_daily_org"]
-    assert packed["table_bytes"] <= 1.25 * packed["compacted_table_bytes"], packed
-    span = (days[0], days[-1])
-    assert answers(own_database, orgs[0], *span)[None] == expected_deltas(
-        [e for e in events if e.api_key_id in orgs[0].key_ids], *span
-    )
 
 
 def test_a_database_made_before_partitions_is_converted_in_place(own_database, tmp_path):

@@ -219,28 +219,6 @@ COMMIT_STAGED = f"WITH{_FIRSTS},{_UNSEEN_IDS_INSERTED},{_FRESH_COUNTED}"
 COMMIT_NEW = f"WITH{_FIRSTS},{_EVERY_ID_INSERTED},{_FRESH_COUNTED}"
 
 
-# Every day of each organisation's UTC month, as zeros, before an import first adds to one:
-# the rows are then written together, a page after another at the table's fillfactor, and
-# batches only update them. Inserted by batches, an organisation's days would each go to a
-# page kept by one of the import's connections and already half full of the versions that
-# both connections' updates leave there (the table took 1.8-1.9 times its compacted size).
-# A day without usage and a row of zeros are the same figures everywhere.
-LAY_OUT_MONTHS = """
-    INSERT INTO usage_daily_org AS o (organisation_id, day, tokens, usage, stt_duration)
-    SELECT wanted.organisation_id, day::date, 0, 0, 0
-    FROM (
-        SELECT DISTINCT k.organisation_id, (m.month AT TIME ZONE 'UTC')::date AS first_day
-        FROM unnest(%s::uuid[], %s::timestamptz[]) AS m (api_key_id, month)
-        JOIN api_keys k ON k.id = m.api_key_id
-    ) AS wanted
-    CROSS JOIN LATERAL generate_series(
-        first_day, first_day + interval '1 month' - interval '1 day', interval '1 day'
-    ) AS day
-    ORDER BY 1, 2
-    ON CONFLICT (organisation_id, day) DO NOTHING
-"""
-
-
 # The retention window: whole months of raw events before the cutoff, and the ids that
 # guard against their import twice (an event older than the window is refused anyway).
 EXPIRED_PARTITIONS = """
@@ -276,48 +254,28 @@ class PostgresImportSession:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         self.months: set[datetime] = set()  # that have their partition of usage_events
-        self.laid_out: set[tuple[UUID, datetime]] = set()  # (key, month): its org's month
         # Whether the next batch's ids are likely all new: the last batch's were.
         self.expect_new = True
         conn.execute(CREATE_STAGE)
 
-    def _add_partitions(self, events: list[tuple]) -> list[datetime]:
+    def _add_partitions(self, events: list[tuple]) -> None:
         """Each UTC month of the events gets its partition before the batch's transaction:
         making one locks the whole table, which must not be held for a batch. A batch
-        mostly lies within months already made: its first and last moments tell. Returns
-        the months from the first event's to the last's."""
+        mostly lies within months already made: its first and last moments tell."""
         first = _month_of(min(events, key=_MOMENT)[3])
         last = _month_of(max(events, key=_MOMENT)[3])
-        spanned = list(months_from(first, last))
-        if self.months.issuperset(spanned):
-            return spanned
+        if self.months.issuperset(months_from(first, last)):
+            return
         months = {_month_of(row[3]) for row in events}
         if months - self.months:
             self.conn.execute("SELECT usage_events_add_partitions(%s)", (sorted(months),))
             self.months |= months
-        return spanned
-
-    def _lay_out_months(self, events: list[tuple], spanned: list[datetime]) -> None:
-        """LAY_OUT_MONTHS for the organisations and months of the events not laid out by
-        this session yet, in a statement of its own before the batch's transaction (which
-        must take its ids before any rollup row). A batch mostly lies within a month or
-        two: its keys in each of them; else each event's own month."""
-        if len(spanned) <= 2:
-            keys = {row[2] for row in events}
-            wanted = {(key, month) for month in spanned for key in keys}
-        else:
-            wanted = {(row[2], _month_of(row[3])) for row in events}
-        new = sorted(wanted - self.laid_out)
-        if new:
-            keys, months = zip(*new, strict=True)
-            self.conn.execute(LAY_OUT_MONTHS, (list(keys), list(months)))
-            self.laid_out.update(new)
 
     def commit_batch(self, events: list[tuple], prepared: bytes | None = None) -> BatchOutcome:
         """`events`: (line number, *UsageEvent) tuples; `prepared`: their copy_text, when
         made beforehand. One transaction: rolled back whole on ImportConflict (try again)
         or FigureTooLarge."""
-        self._lay_out_months(events, self._add_partitions(events))
+        self._add_partitions(events)
         try:
             with self.conn.transaction():
                 with self.conn.cursor().copy(STAGE) as copy:
