@@ -13,6 +13,7 @@ concerned has forgotten, and its replicas have acknowledged it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import secrets
@@ -93,6 +94,11 @@ for i = 1, #KEYS, 2 do
 end
 return written
 """
+
+# Fills are packed by hand: the script is loaded in each fill's round trip and run by its
+# digest.
+LOAD_FILL = pack_command((b"SCRIPT", b"LOAD", FILL_SCRIPT))
+FILL_DIGEST = hashlib.sha1(FILL_SCRIPT.encode()).hexdigest().encode()
 
 
 @dataclass
@@ -232,8 +238,7 @@ class RedisRollupCache:
             self.nodes = OneRedis(client, breakers)
             self.client = client
             self.breaker = self.nodes.node.breaker
-        # Scripts are sent by digest through whichever node's pipeline needs them.
-        self._fill = Script(None, FILL_SCRIPT.encode())
+        # The forget script is sent by digest through whichever node's pipeline needs it.
         self._forget = Script(None, FORGET_SCRIPT.encode())
         # The last read of each question, by its HMGETs as sent: its replies, cacheable
         # days and what they decoded to (see read); read_every's by its scopes, its days'
@@ -526,7 +531,7 @@ class RedisRollupCache:
                 buckets.setdefault(bucket, (scope, [], []))[2].extend(found)
         if not buckets:
             return lease
-        groups = self._by_node(buckets, lambda entry: entry[0].organisation_id)
+        groups = self._by_node((name, entry[0].organisation_id) for name, entry in buckets.items())
 
         def take(node: Node, names: list[str]) -> list[bytes | None]:
             held = (lease.token, b"NX", b"PX", self.lease_ms)
@@ -542,16 +547,16 @@ class RedisRollupCache:
                     lease.buckets[bucket] = buckets[bucket]
         return lease
 
-    def _by_node(self, buckets: dict[str, T], organisation: Callable[[T], UUID]) -> dict:
-        """The buckets' names grouped by the node serving them (a node per organisation)."""
-        groups: dict[Node, list[str]] = defaultdict(list)
+    def _by_node(self, owned: Iterable[tuple[T, UUID]]) -> dict[Node, list[T]]:
+        """Things (bucket names, organisations) grouped by the node serving the organisation
+        each belongs to (a node per organisation)."""
+        groups: dict[Node, list[T]] = defaultdict(list)
         organisations: dict[UUID, Node] = {}
-        for bucket, entry in buckets.items():
-            organisation_id = organisation(entry)
+        for thing, organisation_id in owned:
             node = organisations.get(organisation_id)
             if node is None:
                 node = organisations[organisation_id] = self.nodes.node_of(organisation_id)
-            groups[node].append(bucket)
+            groups[node].append(thing)
         return groups
 
     def fill(
@@ -610,12 +615,8 @@ class RedisRollupCache:
         by_organisation: dict[UUID, list[str]] = defaultdict(list)
         for bucket, (scope, _, _) in lease.buckets.items():
             by_organisation[scope.organisation_id].append(bucket)
-        groups: dict[Node, list[UUID]] = defaultdict(list)
-        for organisation_id in by_organisation:
-            groups[self.nodes.node_of(organisation_id)].append(organisation_id)
+        groups = self._by_node((org, org) for org in by_organisation)
         mark_node = self._mark_node() if self.read_by_servers else None
-        digest = self._fill.sha.encode()
-        load = pack_command((b"SCRIPT", b"LOAD", self._fill.script))
 
         def script(buckets: list[str]) -> bytes:
             keys: list[str] = []
@@ -627,11 +628,11 @@ class RedisRollupCache:
                 written = pairs(scope, days, bucket_points)
                 keys += (bucket, lease_of(bucket))
                 arguments += (ttl + random.randrange(ttl // 10 + 1), len(written), *written)
-            return pack_command((b"EVALSHA", digest, len(keys), *keys, *arguments))
+            return pack_command((b"EVALSHA", FILL_DIGEST, len(keys), *keys, *arguments))
 
         def write(node: Node, organisations: list[UUID]) -> list[list[int]]:
             packed = chain(
-                [load],
+                [LOAD_FILL],
                 (script(by_organisation[org]) for org in organisations),
                 [pack_command((b"SET", self.layout.served_mark, b"1"))]
                 if node is mark_node
@@ -683,7 +684,7 @@ class RedisRollupCache:
                     fields.setdefault(bucket, (organisation_id, set()))[1].add(field_of(day))
         if not fields:
             return 0
-        groups = self._by_node(fields, lambda entry: entry[0])
+        groups = self._by_node((name, entry[0]) for name, entry in fields.items())
         # The mark rides along where its node is concerned anyway (on one Redis, always):
         # a node that holds none of these organisations must not make their forgetting
         # fail (a command asked for the mark above already).
